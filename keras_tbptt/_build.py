@@ -1,0 +1,92 @@
+"""Shared plumbing of the schemes: validate, lay out, wrap in a SplitPlan."""
+
+import numpy as np
+
+from keras_tbptt._inputs import as_panel, check_choice, check_int
+from keras_tbptt._layout import build_layout
+from keras_tbptt.plan import SplitPlan
+
+REMAINDERS = ("error", "pad", "drop")
+
+
+def validate_layout_args(batch_size, streams, remainder):
+    check_int(batch_size, "batch_size", allow_none=True)
+    check_int(streams, "streams")
+    check_choice(remainder, "remainder", REMAINDERS)
+
+
+def check_timesteps(timesteps, panel, name="timesteps", remainder="error"):
+    """`timesteps` must fit the longest series (every series, unless padding)."""
+    timesteps = check_int(timesteps, name)
+    lengths = panel.lengths
+    limit = lengths.max() if remainder == "pad" else lengths.min()
+    if timesteps > limit:
+        hint = ""
+        if panel.kind == "2d" and panel.n_features > lengths[0]:
+            hint = (
+                f" A 2-D array is one series [length, features]; for "
+                f"{int(lengths[0])} univariate series of {panel.n_features} "
+                "steps pass series[..., None] ([n_series, length, 1])."
+            )
+        raise ValueError(
+            f"`{name}` must be <= the series length "
+            f"({'longest' if remainder == 'pad' else 'shortest'}: {int(limit)} "
+            f"steps). Received: {name}={timesteps}.{hint}"
+        )
+    return timesteps
+
+
+def make_plan(
+    scheme,
+    panel,
+    targets,
+    *,
+    timesteps,
+    hop=None,
+    batch_size=None,
+    streams=1,
+    remainder="error",
+    stateful=True,
+    layer_kwargs=None,
+    segments=None,
+    sample_segments=None,
+):
+    """Build a SplitPlan; `sample_segments(segments, share)` resamples rows
+    (random windows) when the plan is split for validation."""
+    if streams > 1 and targets is not None and not targets.per_step:
+        raise ValueError(
+            f"`streams`={streams} cannot be combined with per-sequence targets: "
+            "every stream but the first starts mid-series from a reset state, "
+            "so it cannot predict a whole-series target. Use streams=1."
+        )
+    if segments is None:
+        n = panel.n_series
+        segments = (np.arange(n), np.zeros(n, np.int64), panel.lengths)
+
+    def rebuild(new_segments, share):
+        rows = new_segments
+        if sample_segments is not None:
+            rows = sample_segments(new_segments, share)
+        n_rows = len(rows[0]) * streams
+        layout = build_layout(
+            panel.lengths,
+            timesteps=timesteps,
+            hop=hop,
+            batch_size=batch_size or n_rows,
+            stateful=stateful,
+            streams=streams,
+            remainder=remainder,
+            segments=rows,
+        )
+        return SplitPlan(
+            panel,
+            targets,
+            layout,
+            scheme=scheme,
+            segments=new_segments,
+            rebuild=rebuild,
+            layer_kwargs=layer_kwargs,
+        )
+
+    return rebuild(segments, 1.0)
+

@@ -1,0 +1,183 @@
+"""The stateful batch layout shared by every scheme (numpy only).
+
+A plan is made of *rows*: contiguous segments `(series, start, length)` of
+the validated series. A row is cut into windows of `timesteps` steps that
+start every `hop` steps (`hop == timesteps` for plain chunks). Rows are taken
+in groups of `batch_size`; batch `j` of a group holds window `j` of each row
+of the group, so row `i` of batch `j + 1` continues row `i` of batch `j`, and
+states are reset when a group starts.
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Layout:
+    timesteps: int
+    hop: int
+    batch_size: int
+    stateful: bool
+    row_series: np.ndarray  # [rows]; -1 marks a filler row
+    row_start: np.ndarray  # [rows]
+    row_length: np.ndarray  # [rows] real steps covered by the row
+    row_windows: np.ndarray  # [rows] number of windows of the row
+    batch_group: np.ndarray  # [batches]
+    batch_window: np.ndarray  # [batches]
+    uniform_rows: bool  # rows tile a [rows, length] block with no padding
+
+    @property
+    def n_batches(self):
+        return len(self.batch_group)
+
+    def group_rows(self, group):
+        start = group * self.batch_size
+        return slice(start, min(start + self.batch_size, len(self.row_series)))
+
+
+def factors(n):
+    """Divisors of `n` in increasing order."""
+    small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def _windows_needed(length, timesteps, hop, remainder):
+    """Windows that cover `length` steps, per the remainder policy."""
+    if length < timesteps:
+        return 0 if remainder == "drop" else 1
+    full = (length - timesteps) // hop + 1
+    covered = (full - 1) * hop + timesteps
+    return full + int(covered < length and remainder == "pad")
+
+
+def _split_streams(starts, lengths, streams, timesteps, hop, remainder):
+    """Cut each segment into `streams` contiguous segments."""
+    out_start, out_length, dropped = [], [], 0
+    for start, length in zip(starts, lengths):
+        if remainder == "drop":
+            per_stream = length // streams
+            if per_stream >= timesteps:
+                per_stream -= (per_stream - timesteps) % hop
+            sizes = np.full(streams, per_stream)
+            dropped += length - per_stream * streams
+        else:
+            # Streams differ by at most one step (np.array_split sizes).
+            sizes = np.full(streams, length // streams)
+            sizes[: length % streams] += 1
+        offsets = start + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        out_start.append(offsets)
+        out_length.append(sizes)
+    return np.concatenate(out_start), np.concatenate(out_length), dropped
+
+
+def _remainder_error(lengths, timesteps, hop, streams):
+    shown = sorted({int(n) for n in lengths})
+    rows = "series" if streams == 1 else f"streams (each series cut in {streams})"
+    if hop == timesteps:
+        need = f"a length that is a multiple of timesteps={timesteps}"
+        hint = "; ".join(f"{n} has factors {factors(n)}" for n in shown[:3])
+    else:
+        need = f"k2={timesteps} steps or more, plus a multiple of k1={hop}"
+        hint = f"lengths of the form {timesteps} + m*{hop}"
+    return ValueError(
+        f"The {rows} do not split evenly: each needs {need}.\n"
+        f"- Received lengths: {shown[:3]}{' ...' if len(shown) > 3 else ''} "
+        f"({hint})\n"
+        "Choose timesteps to fit the length, or pass remainder='pad' "
+        "(zero-pad the last window, sample_weight 0) or remainder='drop' "
+        "(drop the incomplete tail, with a warning)."
+    )
+
+
+def build_layout(
+    series_lengths,
+    *,
+    timesteps,
+    hop=None,
+    batch_size,
+    stateful=True,
+    streams=1,
+    remainder="error",
+    segments=None,
+):
+    """Compute the batch layout.
+
+    Args:
+        series_lengths: length of each validated series.
+        segments: optional `(series, start, length)` arrays of the rows to
+            cut; defaults to every series whole.
+    """
+    hop = timesteps if hop is None else hop
+    if segments is None:
+        series = np.arange(len(series_lengths))
+        starts = np.zeros(len(series_lengths), dtype=np.int64)
+        lengths = np.asarray(series_lengths, dtype=np.int64)
+    else:
+        series, starts, lengths = (np.asarray(a, dtype=np.int64) for a in segments)
+    dropped = 0
+    if streams > 1:
+        origin = np.repeat(series, streams)
+        starts, lengths, dropped = _split_streams(
+            starts, lengths, streams, timesteps, hop, remainder
+        )
+        series = origin
+        if (lengths == 0).any():
+            raise ValueError(
+                f"`streams`={streams} leaves empty streams: the shortest "
+                f"segment has {int(lengths.min())} steps. Use fewer streams."
+            )
+    windows = np.array(
+        [_windows_needed(n, timesteps, hop, remainder) for n in lengths],
+        dtype=np.int64,
+    )
+    covered = np.where(windows > 0, (windows - 1) * hop + timesteps, 0)
+    exact = covered == lengths
+    if remainder == "error" and not exact.all():
+        raise _remainder_error(lengths[~exact], timesteps, hop, streams)
+    if remainder == "drop":
+        if (windows == 0).any():
+            raise ValueError(
+                f"remainder='drop' would drop whole series: "
+                f"{int((windows == 0).sum())} rows are shorter than "
+                f"timesteps={timesteps}. Use remainder='pad' or a smaller "
+                "timesteps."
+            )
+        dropped += int((lengths - covered).sum())
+        lengths = np.minimum(lengths, covered)
+        if dropped:
+            warnings.warn(
+                f"remainder='drop' dropped {dropped} trailing time steps that "
+                f"do not fill a window of {timesteps} steps.",
+                stacklevel=3,
+            )
+    n_rows = len(series)
+    uniform = bool((covered == lengths).all() and len(set(lengths.tolist())) == 1)
+    if stateful and n_rows % batch_size:
+        # Filler rows (series -1, weight 0) complete the last group.
+        fill = batch_size - n_rows % batch_size
+        series = np.concatenate([series, np.full(fill, -1)])
+        starts = np.concatenate([starts, np.zeros(fill, np.int64)])
+        lengths = np.concatenate([lengths, np.zeros(fill, np.int64)])
+        windows = np.concatenate([windows, np.zeros(fill, np.int64)])
+    n_groups = -(-len(series) // batch_size)
+    per_group = [
+        int(windows[g * batch_size : (g + 1) * batch_size].max())
+        for g in range(n_groups)
+    ]
+    batch_group = np.repeat(np.arange(n_groups), per_group)
+    batch_window = np.concatenate([np.arange(c) for c in per_group])
+    return Layout(
+        timesteps=timesteps,
+        hop=hop,
+        batch_size=batch_size,
+        stateful=stateful,
+        row_series=series,
+        row_start=starts,
+        row_length=lengths,
+        row_windows=windows,
+        batch_group=batch_group,
+        batch_window=batch_window,
+        uniform_rows=uniform and len(series) == n_rows,
+    )

@@ -1,0 +1,88 @@
+"""Scheme 6: decoupled forward (k1) and backward (k2) lengths."""
+
+from keras_tbptt._build import check_timesteps, make_plan, validate_layout_args
+from keras_tbptt._inputs import as_panel, check_int
+
+
+def decoupled_split(
+    series,
+    k1,
+    k2,
+    targets=None,
+    *,
+    batch_size=None,
+    streams=1,
+    remainder="error",
+    id_col=None,
+    time_col=None,
+    nan="error",
+):
+    """TBPTT(k1, k2): every k1 steps, backpropagate k2 steps.
+
+    Williams and Peng's truncated BPTT decouples how often the weights are
+    updated (every k1 steps) from how far back the gradient flows (k2
+    steps). Pair the plan with `keras_tbptt.TBPTTLSTM(...,
+    **plan.layer_kwargs)`:
+
+    - `k2 <= k1`: chunks of k1 steps (a `naive_split`); the layer gets
+      `truncate_gradient=k2`, so the gradient flows back through the last
+      k2 steps of each chunk only.
+    - `k2 > k1`: windows of k2 steps that advance by k1 (they overlap by
+      `k2 - k1`). The layer gets `state_step=k1`: the state carried to the
+      next batch is the state after the first k1 steps of the window, where
+      the next window starts. Only the last k1 outputs of a window carry
+      loss weight (the first window: all k2), so each step is trained once,
+      with a gradient that reaches k2 steps back, as in classic TBPTT(k1, k2).
+
+    ```
+    k1=2, k2=4:  steps 0 1 2 3 4 5 6 7
+    window 0:         [0 1 2 3]            weight on 0..3, carry state at 2
+    window 1:             [2 3 4 5]        weight on 4, 5, carry state at 4
+    window 2:                 [4 5 6 7]    weight on 6, 7
+    ```
+
+    Args:
+        series, targets, batch_size, streams, remainder, id_col, time_col,
+            nan: as for `naive_split`. With `k2 > k1`, each series (or
+            stream) needs `k2 + m * k1` steps for some integer m, unless
+            `remainder` pads or drops.
+        k1: forward steps per update (the update interval).
+        k2: backward steps (how far the gradient reaches).
+
+    Returns:
+        A `SplitPlan` with `layer_kwargs` for `TBPTTLSTM`.
+
+    Example:
+
+    >>> import numpy as np, keras_tbptt
+    >>> plan = keras_tbptt.decoupled_split(np.zeros((4, 1000, 1)), k1=100, k2=25)
+    >>> plan.timesteps, plan.layer_kwargs
+    (100, {'truncate_gradient': 25})
+    >>> plan = keras_tbptt.decoupled_split(np.zeros((4, 1000, 1)), k1=100, k2=200)
+    >>> plan.timesteps, plan.layer_kwargs, len(plan)
+    (200, {'state_step': 100}, 9)
+    """
+    validate_layout_args(batch_size, streams, remainder)
+    k1, k2 = check_int(k1, "k1"), check_int(k2, "k2")
+    panel, target_data = as_panel(
+        series, targets, id_col=id_col, time_col=time_col, nan=nan
+    )
+    if k2 <= k1:
+        timesteps = check_timesteps(k1, panel, name="k1", remainder=remainder)
+        layer_kwargs = {"truncate_gradient": k2 if k2 < k1 else None}
+        hop = k1
+    else:
+        timesteps = check_timesteps(k2, panel, name="k2", remainder=remainder)
+        layer_kwargs = {"state_step": k1}
+        hop = k1
+    return make_plan(
+        "decoupled_split",
+        panel,
+        target_data,
+        timesteps=timesteps,
+        hop=hop,
+        batch_size=batch_size,
+        streams=streams,
+        remainder=remainder,
+        layer_kwargs=layer_kwargs,
+    )

@@ -1,0 +1,88 @@
+"""Scheme 2: cut long series into contiguous fixed-length chunks."""
+
+from keras_tbptt._build import check_timesteps, make_plan, validate_layout_args
+from keras_tbptt._inputs import as_panel
+
+
+def naive_split(
+    series,
+    timesteps,
+    targets=None,
+    *,
+    batch_size=None,
+    streams=1,
+    remainder="error",
+    id_col=None,
+    time_col=None,
+    nan="error",
+):
+    """Cut series into chunks of `timesteps` steps for a stateful LSTM.
+
+    TBPTT with k1 = k2 = `timesteps`: each chunk is one sample, states carry
+    from chunk to chunk of the same series and are reset when a new group of
+    series starts. With `B = batch_size` series per batch, batch `j` holds
+    chunk `j` of each of the `B` series of the group:
+
+    ```
+    series 0: |  c0  |  c1  |  c2  |      batch 0 = [s0.c0, s1.c0]  reset
+    series 1: |  c0  |  c1  |  c2  |      batch 1 = [s0.c1, s1.c1]
+    series 2: |  c0  |  c1  |  c2  |      batch 2 = [s0.c2, s1.c2]
+    series 3: |  c0  |  c1  |  c2  |      batch 3 = [s2.c0, s3.c0]  reset
+               <----> timesteps           ...
+    ```
+
+    One long series (or fewer series than rows) can run as `streams`
+    contiguous streams side by side (the "batchify" layout of language
+    models): `streams=4` cuts each series into 4 parts, row `i` of every
+    batch continuing part `i`.
+
+    Args:
+        series: the data: a 1-D array (one univariate series), 2-D
+            `[length, features]` (one series), 3-D `[n_series, length,
+            features]`, a list of 1-D/2-D arrays (lengths may differ), a
+            pandas Series/DataFrame (columns are features, index order is
+            kept), or a long-format DataFrame with `id_col` (and `time_col`).
+        timesteps: steps per chunk (k1 = k2). Prefer a divisor of the
+            length; the practical limit of BPTT is about 200-400 steps.
+        targets: optional. Per step (same length as each series, chunked
+            like `series`; for a DataFrame, column name(s)) or per sequence
+            (one row per series: only the chunk that ends a series carries
+            weight, earlier chunks get `sample_weight` 0).
+        batch_size: rows per batch; defaults to the number of rows (series
+            times streams). Filler rows (`sample_weight` 0) complete the
+            last group when the rows do not fill it.
+        streams: contiguous streams per series (default 1).
+        remainder: what to do when a length is not a multiple of
+            `timesteps`: `"error"` (default; the message lists the length's
+            factors), `"pad"` (zero-pad the last chunk, `sample_weight` 0)
+            or `"drop"` (drop the tail, with a warning).
+        id_col, time_col: long-format DataFrame columns naming the series
+            and ordering the steps.
+        nan: `"error"` (default), `"ffill"`, `"interpolate"` or `"drop"`
+            (drop the steps; `unsplit` puts NaN back in their place).
+
+    Returns:
+        A `SplitPlan`.
+
+    Example: 100 series of 50,000 steps in chunks of 500 give 10,000
+    samples, 100 batches of 100 series, one reset per epoch.
+
+    >>> import numpy as np, keras_tbptt
+    >>> plan = keras_tbptt.naive_split(np.zeros((100, 50_000, 1)), 500)
+    >>> plan.x.shape, plan.batch_size, len(plan), int(plan.resets.sum())
+    ((10000, 500, 1), 100, 100, 1)
+    """
+    validate_layout_args(batch_size, streams, remainder)
+    panel, target_data = as_panel(
+        series, targets, id_col=id_col, time_col=time_col, nan=nan
+    )
+    timesteps = check_timesteps(timesteps, panel, remainder=remainder)
+    return make_plan(
+        "naive_split",
+        panel,
+        target_data,
+        timesteps=timesteps,
+        batch_size=batch_size,
+        streams=streams,
+        remainder=remainder,
+    )

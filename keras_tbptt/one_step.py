@@ -1,0 +1,52 @@
+"""Scheme 5: TBPTT(1, 1), one step per sample."""
+
+from keras_tbptt._build import make_plan, validate_layout_args
+from keras_tbptt._inputs import as_panel
+
+
+def one_step(
+    series,
+    targets=None,
+    *,
+    batch_size=None,
+    streams=1,
+    id_col=None,
+    time_col=None,
+    nan="error",
+):
+    """TBPTT(1, 1): one input step per sample, memory left to the state.
+
+    Every step is its own sample `[1, features]`; a stateful LSTM carries
+    everything it remembers in its state, which is reset when a series ends.
+    The gradient never crosses a step boundary, so this suits memorisation
+    more than outputs that are complex functions of the past.
+
+    ```
+    series 0: |0|1|2|...|49|    batch 0 = [s0[0], s1[0], ...]  reset
+    series 1: |0|1|2|...|49|    batch 1 = [s0[1], s1[1], ...]
+                                 ...
+    ```
+
+    Args:
+        series, targets, batch_size, streams, id_col, time_col, nan: as
+            for `naive_split`.
+
+    Returns:
+        A `SplitPlan` with `timesteps=1`.
+
+    Example: 100 series of 50 steps give 5,000 samples, 50 batches of 100,
+    a reset every 50 batches.
+
+    >>> import numpy as np, keras_tbptt
+    >>> plan = keras_tbptt.one_step(np.zeros((100, 50, 1)))
+    >>> plan.x.shape, len(plan), np.flatnonzero(plan.resets).tolist()
+    ((5000, 1, 1), 50, [0])
+    """
+    validate_layout_args(batch_size, streams, "error")
+    panel, target_data = as_panel(
+        series, targets, id_col=id_col, time_col=time_col, nan=nan
+    )
+    return make_plan(
+        "one_step", panel, target_data, timesteps=1, batch_size=batch_size,
+        streams=streams,
+    )

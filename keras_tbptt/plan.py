@@ -1,0 +1,483 @@
+"""`SplitPlan`: the one object every splitting scheme returns."""
+
+import numpy as np
+import pandas as pd
+
+from keras_tbptt._inputs import check_int
+
+
+class SplitPlan:
+    """Arrays, batches, reset schedule and the way back for one split.
+
+    A plan is built by a scheme (`naive_split`, `one_step`, `as_is`,
+    `decoupled_split`, `truncate`, `random_windows`); do not construct it
+    directly. It holds views of your data and produces batches on demand.
+
+    Batch `j + 1` row `i` continues batch `j` row `i` for stateful plans;
+    states must be reset before the batches flagged in `resets` (the
+    callbacks from `callbacks()` do that).
+
+    Attributes:
+        scheme: name of the scheme that built the plan.
+        batch_size: rows per batch (the model's static batch size for
+            stateful plans).
+        timesteps: steps per sample (the LSTM's input length, k1 or the
+            window length).
+        stateful: whether batches continue each other (`False` for
+            `as_is`, `truncate` and `random_windows`).
+        resets: bool array, one per batch: reset states before this batch.
+        positions: int array `[samples, 2]`: series index and first step
+            (in the original series) of each sample; `-1` for filler rows.
+        layer_kwargs: arguments the recurrent layer needs for this plan
+            (`truncate_gradient`, `state_step`), e.g.
+            `TBPTTLSTM(64, stateful=True, **plan.layer_kwargs)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> import keras_tbptt
+    >>> plan = keras_tbptt.naive_split(np.zeros((4, 60, 1)), 20, batch_size=2)
+    >>> plan
+    SplitPlan(scheme='naive_split', x=(12, 20, 1), batch_size=2, batches=6, resets=2/6, stateful=True)
+    >>> plan.resets.tolist()
+    [True, False, False, True, False, False]
+    >>> plan.positions[:4].tolist()  # (series, start) of the first 4 samples
+    [[0, 0], [1, 0], [0, 20], [1, 20]]
+    """
+
+    def __init__(
+        self, panel, targets, layout, *, scheme, segments, rebuild, layer_kwargs=None
+    ):
+        self._panel = panel
+        self._targets = targets
+        self._layout = layout
+        self._segments = segments
+        self._rebuild = rebuild
+        self.scheme = scheme
+        self.layer_kwargs = dict(layer_kwargs or {})
+        self._x_windows = self._window_view(panel.stacked)
+        self._y_windows = (
+            self._window_view(targets.stacked)
+            if targets is not None and targets.per_step
+            else None
+        )
+
+    # ------------------------------------------------------------------
+    # Layout facts
+    @property
+    def batch_size(self):
+        return self._layout.batch_size
+
+    @property
+    def timesteps(self):
+        return self._layout.timesteps
+
+    @property
+    def stateful(self):
+        return self._layout.stateful
+
+    @property
+    def n_series(self):
+        return self._panel.n_series
+
+    @property
+    def n_features(self):
+        return self._panel.n_features
+
+    @property
+    def has_targets(self):
+        return self._targets is not None
+
+    @property
+    def per_sequence_targets(self):
+        return self._targets is not None and not self._targets.per_step
+
+    @property
+    def resets(self):
+        return self._layout.batch_window == 0
+
+    def __len__(self):
+        return self._layout.n_batches
+
+    @property
+    def n_samples(self):
+        return len(self._sample_rows()[0])
+
+    def _sample_rows(self):
+        """Row and window of every sample, in plan order (cached)."""
+        if not hasattr(self, "_sample_cache"):
+            layout = self._layout
+            all_rows = np.arange(len(layout.row_series))
+            rows = [all_rows[layout.group_rows(g)] for g in layout.batch_group]
+            self._sample_cache = (
+                np.concatenate(rows),
+                np.repeat(layout.batch_window, [len(r) for r in rows]),
+            )
+        return self._sample_cache
+
+    def __repr__(self):
+        shape = (self.n_samples, self.timesteps, self.n_features)
+        return (
+            f"SplitPlan(scheme={self.scheme!r}, x={shape}, "
+            f"batch_size={self.batch_size}, batches={len(self)}, "
+            f"resets={int(self.resets.sum())}/{len(self)}, "
+            f"stateful={self.stateful})"
+        )
+
+    def _rows(self, batch):
+        """Slice of the rows in batch `batch` (a slice keeps views views)."""
+        return self._layout.group_rows(self._layout.batch_group[batch])
+
+    # ------------------------------------------------------------------
+    # Batches
+    def _window_view(self, stacked):
+        """`[rows, windows, timesteps, features]` view of `stacked`, if any."""
+        layout = self._layout
+        if stacked is None or not layout.uniform_rows:
+            return None
+        n, length = stacked.shape[:2]
+        rows = len(layout.row_series)
+        streams, remainder = divmod(rows, n)
+        row_length = int(layout.row_length[0])
+        first = int(layout.row_start[0])
+        expected_start = first + np.tile(np.arange(streams) * row_length, n)
+        if (
+            remainder
+            or not np.array_equal(layout.row_series, np.repeat(np.arange(n), streams))
+            or not np.array_equal(layout.row_start, expected_start)
+        ):
+            return None
+        block = stacked[:, first : first + streams * row_length]
+        try:
+            block = block.reshape(
+                (rows, row_length) + stacked.shape[2:], copy=False
+            )
+        except ValueError:  # rows are not a view-compatible reshape
+            return None
+        windows = np.lib.stride_tricks.sliding_window_view(
+            block, layout.timesteps, axis=1
+        )[:, :: layout.hop]
+        return np.moveaxis(windows, -1, 2)
+
+    def _gather(self, arrays, batch, dtype):
+        """Copy window `batch_window[batch]` of each row of the batch."""
+        layout = self._layout
+        rows = range(len(layout.row_series))[self._rows(batch)]
+        offset = layout.batch_window[batch] * layout.hop
+        out = np.zeros(
+            (len(rows), layout.timesteps) + arrays[0].shape[1:], dtype=dtype
+        )
+        for i, row in enumerate(rows):
+            series = layout.row_series[row]
+            stop = min(offset + layout.timesteps, layout.row_length[row])
+            if series >= 0 and stop > offset:
+                start = layout.row_start[row]
+                out[i, : stop - offset] = arrays[series][start + offset : start + stop]
+        return out
+
+    def _step_mask(self, rows, window):
+        """`[rows, timesteps]` bool: steps that are real and owned by the window.
+
+        With overlapping windows (`hop < timesteps`) a window owns only its
+        last `hop` steps; the first window of a row owns all of its steps.
+        """
+        layout = self._layout
+        window = np.asarray(window)[..., None]
+        steps = np.arange(layout.timesteps)
+        real = steps < layout.row_length[rows][:, None] - window * layout.hop
+        return real & ((window == 0) | (steps >= layout.timesteps - layout.hop))
+
+    def batch(self, index):
+        """Return batch `index` as `(x, y, sample_weight)` numpy arrays.
+
+        `y` and `sample_weight` are `None` for a plan without targets. `x`
+        (and `y`) are views of your data when the layout allows (equal
+        lengths, no padding or filler rows), else fresh arrays.
+        """
+        index = check_int(index, "index", minimum=0)
+        if index >= len(self):
+            raise IndexError(
+                f"`index` must be < {len(self)} (the number of batches). "
+                f"Received: index={index}"
+            )
+        layout = self._layout
+        rows = self._rows(index)
+        window = layout.batch_window[index]
+        full = (layout.row_windows[rows] > window).all()
+        if self._x_windows is not None and full:
+            x = self._x_windows[rows, window]
+        else:
+            x = self._gather(self._panel.arrays, index, self._panel.arrays[0].dtype)
+        if self._targets is None:
+            return x, None, None
+        if self._targets.per_step:
+            if self._y_windows is not None and full:
+                y = self._y_windows[rows, window]
+            else:
+                y = self._gather(self._targets.arrays, index, self._targets.dtype)
+            weight = self._step_mask(rows, window).astype(np.float32)
+        else:
+            series = layout.row_series[rows]
+            y = self._targets.per_sequence[np.maximum(series, 0)].copy()
+            y[series < 0] = 0
+            last = layout.row_windows[rows] - 1 == window
+            weight = (last & (series >= 0)).astype(np.float32)
+            if self._targets.squeeze:
+                y = y[:, 0]
+        return x, y, weight
+
+    def batches(self):
+        """Iterate over all batches in order (see `batch`)."""
+        return (self.batch(i) for i in range(len(self)))
+
+    def _stack(self, part):
+        if part == 0 and self._x_windows is not None and self._x_windows.shape[1] == 1:
+            if all((self._layout.row_windows == 1)):
+                return self._x_windows[:, 0]  # one window per row: a view
+        values = [b[part] for b in self.batches()]
+        return None if values[0] is None else np.concatenate(values)
+
+    @property
+    def x(self):
+        """Inputs `[samples, timesteps, features]` in plan order.
+
+        A view when each row is one sample (e.g. `as_is`), otherwise a copy
+        the size of the data: prefer `dataset()` or `batches()` for long
+        series.
+        """
+        return self._stack(0)
+
+    @property
+    def y(self):
+        """Targets in plan order: `[samples, timesteps, target_features]`
+        (per step) or `[samples, target_features]` (per sequence)."""
+        return self._stack(1)
+
+    @property
+    def sample_weight(self):
+        """Weights in plan order: `[samples, timesteps]` (per step) or
+        `[samples]` (per sequence); 0 marks padding, filler rows and steps
+        an earlier window already trained."""
+        return self._stack(2)
+
+    @property
+    def positions(self):
+        layout = self._layout
+        rows, windows = self._sample_rows()
+        series = layout.row_series[rows].copy()
+        missing = (series < 0) | (layout.row_windows[rows] <= windows)
+        start = self._original_steps(
+            rows[~missing], layout.row_start[rows[~missing]] + windows[~missing] * layout.hop
+        )
+        series[missing] = -1
+        positions = np.full((len(rows), 2), -1, dtype=np.int64)
+        positions[:, 0] = series
+        positions[~missing, 1] = start
+        return positions
+
+    def _original_steps(self, rows, steps):
+        """Map steps of the validated series to steps of the user's series."""
+        if self._panel.steps is None:
+            return steps
+        series = self._layout.row_series[rows]
+        return np.array(
+            [self._panel.steps[s][i] for s, i in zip(series, steps)], dtype=np.int64
+        )
+
+    # ------------------------------------------------------------------
+    # Back to the original layout
+    def unsplit(self, outputs):
+        """Map model outputs (in plan order) back to the original layout.
+
+        Args:
+            outputs: per-step outputs `[samples, timesteps, ...]` (from an
+                LSTM with `return_sequences=True`) or per-sample outputs
+                `[samples, ...]`, e.g. `model.predict(plan.dataset(), ...)`.
+
+        Returns:
+            Per-step outputs: one array per series of the original length
+            (`[length, ...]`), in the input's layout: a single array for one
+            series, `[n_series, length, ...]` for a 3-D input, a list for a
+            list input, a DataFrame/Series with the original index for
+            pandas input. Steps with no output (truncated, dropped NaN rows,
+            never sampled) are NaN; padding and filler rows are dropped;
+            overlapping windows (`random_windows`) are averaged.
+
+            Per-sample outputs with per-sequence targets: `[n_series, ...]`,
+            the output of each series' final window. Per-sample outputs with
+            per-step targets land on the last step of each window.
+
+        Example:
+
+        >>> import numpy as np, keras_tbptt
+        >>> series = np.arange(12.0)
+        >>> plan = keras_tbptt.naive_split(series, 4, batch_size=1)
+        >>> plan.unsplit(plan.x).ravel().tolist() == series.tolist()
+        True
+        """
+        outputs = np.asarray(outputs)
+        if outputs.ndim == 0 or outputs.shape[0] != self.n_samples:
+            raise ValueError(
+                "`outputs` must have one row per sample of the plan.\n"
+                f"- Expected: shape ({self.n_samples}, ...)\n"
+                f"- Received: shape={outputs.shape}"
+            )
+        per_step = outputs.ndim == 3 or (
+            outputs.ndim == 2
+            and outputs.shape[1] == self.timesteps
+            and self.timesteps > 1
+            and not self.per_sequence_targets
+        )
+        layout = self._layout
+        rows, windows = self._sample_rows()
+        masks = self._step_mask(rows, windows)
+        series = layout.row_series[rows]
+        if self.per_sequence_targets and not per_step:
+            last = (layout.row_windows[rows] - 1 == windows) & (series >= 0)
+            return self._format_per_series(
+                _mean_at(series[last], outputs[last], self.n_series)
+            )
+        if per_step:
+            trailing = outputs.shape[2:]
+            sample, step = np.nonzero(masks)
+            values = outputs[sample, step]
+        else:  # a per-sample output belongs to the last step of its window
+            trailing = outputs.shape[1:]
+            sample = np.flatnonzero(masks.any(axis=1))
+            step = layout.timesteps - 1 - np.argmax(masks[sample, ::-1], axis=1)
+            values = outputs[sample]
+        rows = rows[sample]
+        steps = self._original_steps(
+            rows, layout.row_start[rows] + windows[sample] * layout.hop + step
+        )
+        lengths = self._panel.original_lengths
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        result = _mean_at(offsets[series[sample]] + steps, values, int(offsets[-1]))
+        return self._format_per_step(np.split(result, offsets[1:-1]), trailing)
+
+    def _format_per_step(self, arrays, trailing):
+        panel = self._panel
+        if panel.kind == "3d":
+            return np.stack(arrays)
+        if panel.kind in ("1d", "2d"):
+            return arrays[0]
+        if panel.kind == "list":
+            return arrays
+        make = pd.Series if not trailing else pd.DataFrame
+        frames = [
+            make(a.reshape(len(a), -1) if trailing else a, index=index)
+            for a, index in zip(arrays, panel.index)
+        ]
+        return frames[0] if len(frames) == 1 else pd.concat(frames)
+
+    def _format_per_series(self, values):
+        if self._panel.ids is not None:
+            make = pd.Series if values.ndim == 1 else pd.DataFrame
+            return make(values, index=pd.Index(self._panel.ids, name="id"))
+        return values
+
+    # ------------------------------------------------------------------
+    # Train / validation by time
+    def validation_split(self, fraction):
+        """Split every series by time into a training and a validation plan.
+
+        The validation plan holds the last `fraction` of every series (rounded
+        to whole windows), the training plan the rest, both with this plan's
+        settings. This is the stateful-safe replacement for
+        `fit(validation_split=...)`, which takes the last samples of the
+        batch order and so breaks the layout.
+
+        Returns:
+            `(train_plan, validation_plan)`.
+
+        Example:
+
+        >>> import numpy as np, keras_tbptt
+        >>> plan = keras_tbptt.naive_split(np.zeros((2, 1000, 1)), 100)
+        >>> train, val = plan.validation_split(0.2)
+        >>> len(train), len(val)
+        (8, 2)
+        """
+        if isinstance(fraction, bool) or not isinstance(fraction, (float, int)) or not (
+            0 < fraction < 1
+        ):
+            raise ValueError(
+                "`fraction` must be a number strictly between 0 and 1. "
+                f"Received: fraction={fraction!r}"
+            )
+        if self.per_sequence_targets:
+            raise ValueError(
+                "validation_split() splits every series by time, which leaves "
+                "per-sequence targets without their series end. Split the "
+                "series themselves into training and validation sets instead."
+            )
+        series, start, length = self._segments
+        unit = self._layout.hop * max(1, self._streams)
+        held = np.maximum(unit, np.round(fraction * length / unit).astype(np.int64) * unit)
+        if (held >= length).any():
+            raise ValueError(
+                f"`fraction`={fraction} leaves no training steps for series of "
+                f"{int(length.min())} steps with windows of {unit} steps. Use a "
+                "smaller fraction or shorter windows."
+            )
+        train = self._rebuild((series, start, length - held), 1 - fraction)
+        validation = self._rebuild((series, start + length - held, held), fraction)
+        return train, validation
+
+    @property
+    def _streams(self):
+        return len(self._layout.row_series[self._layout.row_series >= 0]) // len(
+            self._segments[0]
+        )
+
+    # ------------------------------------------------------------------
+    # Keras
+    def dataset(self):
+        """A `keras.utils.PyDataset` yielding the batches lazily, in order.
+
+        It never shuffles and raises if Keras asks for batches out of order
+        (for example `fit(shuffle=True)`, Keras' default for a finite
+        dataset: pass `shuffle=False`).
+        """
+        from keras_tbptt.dataset import PlanDataset
+
+        return PlanDataset(self)
+
+    def callbacks(self, validation=None):
+        """The state-reset callbacks for `fit`, `evaluate` and `predict`.
+
+        Args:
+            validation: the validation plan passed as `validation_data` to
+                `fit`, if any; its reset schedule is used during validation.
+
+        Returns:
+            A list with one `keras_tbptt.callbacks.ResetStates`.
+        """
+        from keras_tbptt.callbacks import ResetStates
+
+        if validation is not None and not isinstance(validation, SplitPlan):
+            raise TypeError(
+                "`validation` must be a SplitPlan (e.g. from "
+                f"plan.validation_split()). Received: {type(validation).__name__}"
+            )
+        test = self if validation is None else validation
+        return [
+            ResetStates(
+                self.resets,
+                test_resets=test.resets,
+                predict_resets=self.resets,
+                batch_size=self.batch_size,
+            )
+        ]
+
+
+def _mean_at(index, values, size):
+    """Average `values` into `size` slots at `index`; NaN where none land."""
+    values = np.asarray(values, dtype=np.result_type(values.dtype, np.float32))
+    total = np.zeros((size,) + values.shape[1:], dtype=values.dtype)
+    count = np.zeros(size, dtype=np.int64)
+    np.add.at(total, index, values)
+    np.add.at(count, index, 1)
+    count = count.reshape((size,) + (1,) * (values.ndim - 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)

@@ -1,0 +1,63 @@
+"""Baseline: keep only the start or the end of every series."""
+
+import numpy as np
+
+from keras_tbptt._build import check_timesteps, make_plan
+from keras_tbptt._inputs import as_panel, check_choice, check_int
+
+
+def truncate(
+    series,
+    length,
+    targets=None,
+    *,
+    side="start",
+    batch_size=32,
+    id_col=None,
+    time_col=None,
+    nan="error",
+):
+    """Keep the first or last `length` steps of every series, one sample each.
+
+    The simplest answer to "too long": throw the rest away. Useful as a
+    baseline for the splitting schemes.
+
+    ```
+    side="start":  |kept ...... |- - - - - dropped - - -|
+    side="end":    |- - - dropped - - - -|...... kept   |
+    ```
+
+    Args:
+        series, targets, id_col, time_col, nan: as for `naive_split`.
+        length: steps to keep; every series must have at least this many.
+        side: `"start"` (default) or `"end"`.
+        batch_size: samples per batch (default 32).
+
+    Returns:
+        A stateless `SplitPlan`; `unsplit` returns NaN for the dropped steps.
+
+    Example:
+
+    >>> import numpy as np, keras_tbptt
+    >>> plan = keras_tbptt.truncate(np.arange(10.0), 4, side="end")
+    >>> plan.x[0, :, 0].tolist()
+    [6.0, 7.0, 8.0, 9.0]
+    """
+    check_int(batch_size, "batch_size")
+    check_choice(side, "side", ("start", "end"))
+    panel, target_data = as_panel(
+        series, targets, id_col=id_col, time_col=time_col, nan=nan
+    )
+    length = check_timesteps(length, panel, name="length")
+    lengths = panel.lengths
+    starts = np.zeros_like(lengths) if side == "start" else lengths - length
+    return make_plan(
+        "truncate",
+        panel,
+        target_data,
+        timesteps=length,
+        batch_size=batch_size,
+        stateful=False,
+        remainder="drop",
+        segments=(np.arange(panel.n_series), starts, np.full_like(lengths, length)),
+    )
