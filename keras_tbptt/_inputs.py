@@ -180,7 +180,7 @@ def _long_format(frame, id_col, time_col, target_cols, name):
             targets.append(
                 _as_numeric(group[target_cols].to_numpy(), "targets", where)
             )
-        index.append(group[time_col] if time_col is not None else group.index)
+        index.append(group.index)  # row labels, so results join back
         ids.append(key)
     return arrays, (targets or None), index, (ids if id_col else None), feature_cols
 
@@ -291,10 +291,10 @@ def as_targets(targets, panel):
             for i, t in enumerate(targets)
         ]
         got = [a.shape[0] for a in arrays]
-        if got != list(lengths):
+        if got != lengths.tolist():
             raise ValueError(
                 "Per-step `targets` must have one row per time step of each "
-                f"series.\n- Expected lengths: {list(lengths)}\n"
+                f"series.\n- Expected lengths: {lengths.tolist()}\n"
                 f"- Received lengths: {got}"
             )
         return Targets(arrays=arrays)
@@ -326,7 +326,7 @@ def _nan_report(mask_per_series):
     bad = [(i, np.flatnonzero(m)) for i, m in enumerate(mask_per_series) if m.any()]
     total = sum(len(steps) for _, steps in bad)
     first = ", ".join(
-        f"series {i} steps {list(steps[:5])}{'...' if len(steps) > 5 else ''}"
+        f"series {i} steps {steps[:5].tolist()}{'...' if len(steps) > 5 else ''}"
         for i, steps in bad[:3]
     )
     return total, first

@@ -1,0 +1,189 @@
+"""`TBPTTLSTM`: `keras.layers.LSTM` with Theano-style `truncate_gradient`."""
+
+import keras
+from keras import ops
+
+
+def _check_steps(value, name):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"`{name}` must be None or a positive integer. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+@keras.saving.register_keras_serializable(package="keras_tbptt")
+class TBPTTLSTM(keras.layers.LSTM):
+    """Long Short-Term Memory layer with truncated backpropagation through time.
+
+    Truncated BPTT has two lengths: k1, the steps shown in one forward pass
+    (the `timesteps` axis of the input), and k2, the steps the gradient flows
+    back. `keras.layers.LSTM` ties them (k1 = k2); this layer adds Theano's
+    `truncate_gradient` to set k2 on its own, and `state_step` for TBPTT
+    with k2 > k1 (see `keras_tbptt.decoupled_split`).
+
+    With `truncate_gradient=k2`, the forward pass runs over all timesteps,
+    but the gradient flows back through the last `k2` processed steps only
+    (the first `k2` input steps when `go_backwards=True`): earlier steps,
+    their outputs and the incoming state get no gradient. The time axis is
+    cut in two and each part runs on the backend's fused LSTM kernel (cuDNN
+    on GPU where the backend has it); the truncated part runs under
+    `stop_gradient`, so it costs a forward pass only.
+
+    With `truncate_gradient=None` and `state_step=None` the layer is exactly
+    `keras.layers.LSTM`: same weights, outputs and gradients.
+
+    Under JAX, Keras' own stateful RNN layers lose their states in `fit`,
+    `evaluate` and `predict` (their state variables are untracked). Here the
+    states of a stateful layer are tracked, non-trainable variables, so they
+    carry under every backend; they also appear in `layer.weights` (after
+    the kernels) and in saved files. `layer.trainable_weights` matches
+    `keras.layers.LSTM`.
+
+    Args:
+        units: dimensionality of the output space.
+        truncate_gradient: k2: the number of processed steps the gradient
+            flows back through, or `None` (default) for full BPTT over the
+            input.
+        state_step: with `stateful=True` (or `return_state=True`), carry
+            (return) the state after this many processed steps instead of
+            after the last step. `decoupled_split` with `k2 > k1` sets it to
+            k1, so overlapping windows continue from where the next window
+            starts. `None` (default): the state after the last step.
+        **kwargs: every argument of `keras.layers.LSTM` (`activation`,
+            `return_sequences`, `stateful`, `go_backwards`, `dropout`,
+            `use_cudnn`, ...).
+
+    Call arguments:
+        sequences: a 3D tensor `(batch_size, timesteps, feature)`.
+        initial_state: list of initial state tensors (`[h, c]`).
+        mask: binary tensor `(batch_size, timesteps)`.
+        training: whether the layer runs in training mode (dropout).
+
+    Returns:
+        As `keras.layers.LSTM`: `(batch, units)` or, with
+        `return_sequences=True`, `(batch, timesteps, units)`; with
+        `return_state=True`, also the states `h` and `c`.
+
+    Example: chunks of k1 = 500 steps, gradient through k2 = 50 of them.
+
+    >>> import numpy as np, keras, keras_tbptt
+    >>> layer = keras_tbptt.TBPTTLSTM(8, truncate_gradient=50, return_sequences=True)
+    >>> layer(np.zeros((4, 500, 3), "float32")).shape
+    (4, 500, 8)
+
+    The seed example: 100 series of 50,000 steps cut into 500-step chunks, a
+    stateful layer with batch 100 (`plan.callbacks()` resets it):
+
+    >>> plan = keras_tbptt.naive_split(np.zeros((100, 50_000, 1)), 500)
+    >>> model = keras.Sequential([
+    ...     keras.Input(batch_shape=(plan.batch_size, plan.timesteps, 1)),
+    ...     keras_tbptt.TBPTTLSTM(16, stateful=True, truncate_gradient=100,
+    ...                           return_sequences=True),
+    ...     keras.layers.Dense(1),
+    ... ])
+    >>> model.output_shape
+    (100, 500, 1)
+    """
+
+    def __init__(self, units, truncate_gradient=None, state_step=None, **kwargs):
+        super().__init__(units, **kwargs)
+        self.truncate_gradient = _check_steps(truncate_gradient, "truncate_gradient")
+        self.state_step = _check_steps(state_step, "state_step")
+        if self.unroll and (self.truncate_gradient or self.state_step):
+            raise ValueError(
+                "`unroll=True` cannot be combined with `truncate_gradient` or "
+                "`state_step`. Received: unroll=True, "
+                f"truncate_gradient={truncate_gradient}, state_step={state_step}"
+            )
+
+    def _create_state_variables(self, batch_size):
+        # Tracked (unlike keras.layers.RNN) so JAX's stateless training,
+        # evaluation and prediction loops write the carried states back.
+        self.states = [
+            self.add_weight(
+                shape=(batch_size, self.units),
+                initializer="zeros",
+                trainable=False,
+                name=name,
+            )
+            for name in ("state_h", "state_c")
+        ]
+
+    @property
+    def weights(self):
+        # Kernels first, as in keras.layers.LSTM, then the tracked states.
+        weights = super().weights
+        states = [w for w in weights if any(w is s for s in self.states or [])]
+        return [w for w in weights if all(w is not s for s in states)] + states
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        timesteps = sequences.shape[1]
+        cuts = {0, timesteps}
+        grad_from = 0  # processed steps before this one get no gradient
+        if (self.truncate_gradient or self.state_step) and timesteps is None:
+            raise ValueError(
+                "`truncate_gradient` and `state_step` need a static number of "
+                "timesteps: give the Input a fixed length, e.g. "
+                "keras.Input(batch_shape=(batch, timesteps, features)). "
+                f"Received: sequences.shape={sequences.shape}"
+            )
+        if self.truncate_gradient is not None:
+            grad_from = max(0, timesteps - self.truncate_gradient)
+            cuts.add(grad_from)
+        if self.state_step is not None:
+            if self.state_step > timesteps:
+                raise ValueError(
+                    "`state_step` must be <= the number of timesteps. Received: "
+                    f"state_step={self.state_step}, timesteps={timesteps}"
+                )
+            cuts.add(self.state_step)
+        if len(cuts) == 2:
+            return super().inner_loop(sequences, initial_state, mask, training)
+
+        cuts = sorted(cuts)
+        states = list(initial_state)
+        carried = None
+        last_output, pieces = None, []
+        for start, stop in zip(cuts[:-1], cuts[1:]):
+            frozen = stop <= grad_from
+            # Segments are cut in processing order; go_backwards processes the
+            # input from its end.
+            if self.go_backwards:
+                segment = slice(timesteps - stop, timesteps - start)
+            else:
+                segment = slice(start, stop)
+            inputs = sequences[:, segment]
+            segment_mask = None if mask is None else mask[:, segment]
+            if frozen:
+                inputs = ops.stop_gradient(inputs)
+                states = [ops.stop_gradient(s) for s in states]
+            output, outputs, states = super().inner_loop(
+                inputs, states, segment_mask, training
+            )
+            states = list(states)
+            if frozen:
+                output = ops.stop_gradient(output)
+                outputs = ops.stop_gradient(outputs)
+                states = [ops.stop_gradient(s) for s in states]
+            if segment_mask is not None and last_output is not None:
+                # A fully masked segment keeps the previous last output.
+                seen = ops.any(segment_mask, axis=1)[:, None]
+                output = ops.where(seen, output, last_output)
+            last_output = output
+            pieces.append(outputs)
+            if stop == self.state_step:
+                carried = states
+        outputs = ops.concatenate(pieces, axis=1) if self.return_sequences else last_output
+        return last_output, outputs, carried if carried is not None else states
+
+    def get_config(self):
+        config = {
+            "truncate_gradient": self.truncate_gradient,
+            "state_step": self.state_step,
+        }
+        base_config = super().get_config()
+        return {**base_config, **config}

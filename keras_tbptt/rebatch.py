@@ -1,0 +1,71 @@
+"""`rebatch`: the same stateful model with another static batch size."""
+
+import keras
+
+from keras_tbptt.callbacks import stateful_layers
+
+
+def rebatch(model, batch_size):
+    """Return a copy of `model` with static batch size `batch_size`.
+
+    Stateful layers fix the batch size at build time, so a model trained on
+    batches of 100 cannot predict one series at a time. `rebatch` clones the
+    model with new inputs of `batch_size` rows, copies every weight except
+    the recurrent states (whose shape depends on the batch size) and leaves
+    the states reset. The copy is not compiled; compile it to train or
+    evaluate.
+
+    Args:
+        model: a built Sequential or functional `keras.Model`.
+        batch_size: the new static batch size.
+
+    Returns:
+        A new `keras.Model`.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_tbptt
+    >>> model = keras.Sequential([
+    ...     keras.Input(batch_shape=(100, 20, 1)),
+    ...     keras_tbptt.TBPTTLSTM(8, stateful=True),
+    ...     keras.layers.Dense(1),
+    ... ])
+    >>> single = keras_tbptt.rebatch(model, 1)
+    >>> single.input_shape, model.input_shape
+    ((1, 20, 1), (100, 20, 1))
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+        )
+    if not isinstance(model, (keras.Sequential, keras.Model)) or not model.built:
+        raise TypeError(
+            "`model` must be a built keras Sequential or functional Model. "
+            f"Received: {type(model).__name__}"
+        )
+    try:
+        inputs = [
+            keras.Input(batch_shape=(batch_size, *tensor.shape[1:]), dtype=tensor.dtype)
+            for tensor in model.inputs
+        ]
+    except (AttributeError, ValueError):
+        raise TypeError(
+            "rebatch() needs a Sequential or functional model with defined "
+            "inputs (start it with keras.Input(batch_shape=...)); subclassed "
+            "models must be rebuilt by hand."
+        ) from None
+    clone = keras.models.clone_model(
+        model, input_tensors=inputs[0] if len(inputs) == 1 else inputs
+    )
+    states = {id(v) for layer in stateful_layers(clone) for v in layer.states or []}
+    source = [
+        v
+        for v in model.weights
+        if id(v) not in {id(s) for layer in stateful_layers(model) for s in layer.states or []}
+    ]
+    target = [v for v in clone.weights if id(v) not in states]
+    for old, new in zip(source, target, strict=True):
+        new.assign(old)
+    for layer in stateful_layers(clone):
+        layer.reset_state()
+    return clone

@@ -1,0 +1,74 @@
+"""Shared helpers: backend-agnostic gradients and full-pass references."""
+
+import numpy as np
+import pytest
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "keras: needs Keras; runs under every backend in CI"
+    )
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def to_numpy(x):
+    import keras
+
+    return keras.ops.convert_to_numpy(x)
+
+
+def full_pass(layer_config, weights, series, **call_kwargs):
+    """Outputs of a non-stateful keras.layers.LSTM over each whole series."""
+    import keras
+
+    layer = keras.layers.LSTM(**{**layer_config, "stateful": False})
+    layer.build((None, None, series[0].shape[-1]))
+    layer.set_weights(weights)
+    return [to_numpy(layer(s[None].astype("float32"), **call_kwargs))[0] for s in series]
+
+
+def value_and_grads(layer, x, loss_fn):
+    """Loss, gradients w.r.t. the layer's trainable weights, and w.r.t. `x`.
+
+    Works under TensorFlow, JAX and torch.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    x = np.asarray(x, dtype="float32")
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            loss = loss_fn(layer(xt, training=True))
+        grads = tape.gradient(loss, [*layer.trainable_variables, xt])
+        return float(loss), [np.asarray(g) for g in grads[:-1]], np.asarray(grads[-1])
+    if backend == "jax":
+        import jax
+
+        trainable = [v.value for v in layer.trainable_variables]
+        frozen = [v.value for v in layer.non_trainable_variables]
+
+        def compute(weights, inputs):
+            out, _ = layer.stateless_call(weights, frozen, inputs, training=True)
+            return loss_fn(out)
+
+        loss, (gw, gx) = jax.value_and_grad(compute, argnums=(0, 1))(trainable, x)
+        return float(loss), [np.asarray(g) for g in gw], np.asarray(gx)
+    import torch
+
+    xt = torch.tensor(x, requires_grad=True)
+    loss = loss_fn(layer(xt, training=True))
+    params = [v.value for v in layer.trainable_variables]
+    grads = torch.autograd.grad(loss, [*params, xt])
+    return (
+        float(loss),
+        [g.detach().cpu().numpy() for g in grads[:-1]],
+        grads[-1].detach().cpu().numpy(),
+    )
