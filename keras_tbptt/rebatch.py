@@ -57,15 +57,16 @@ def rebatch(model, batch_size):
     clone = keras.models.clone_model(
         model, input_tensors=inputs[0] if len(inputs) == 1 else inputs
     )
-    states = {id(v) for layer in stateful_layers(clone) for v in layer.states or []}
-    source = [
-        v
-        for v in model.weights
-        if id(v) not in {id(s) for layer in stateful_layers(model) for s in layer.states or []}
-    ]
-    target = [v for v in clone.weights if id(v) not in states]
+    source, target = _weights_without_states(model), _weights_without_states(clone)
     for old, new in zip(source, target, strict=True):
-        new.assign(old)
+        # A copy: under JAX, sharing the buffer lets the copy's jitted steps
+        # (which donate their state) delete the original's weights.
+        new.assign(keras.ops.convert_to_numpy(old))
     for layer in stateful_layers(clone):
         layer.reset_state()
     return clone
+
+
+def _weights_without_states(model):
+    states = {id(v) for layer in stateful_layers(model) for v in layer.states or []}
+    return [v for v in model.weights if id(v) not in states]
