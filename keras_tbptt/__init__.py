@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "TBPTTLSTM": ("keras_tbptt.layers", "TBPTTLSTM"),
-    "rebatch": ("keras_tbptt.rebatch", "rebatch"),
+    "rebatch": ("keras_tbptt.rebatching", "rebatch"),
     "ResetStates": ("keras_tbptt.callbacks", "ResetStates"),
     "callbacks": ("keras_tbptt.callbacks", None),
     "layers": ("keras_tbptt.layers", None),

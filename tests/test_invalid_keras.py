@@ -1,0 +1,63 @@
+"""Bad arguments to the Keras-facing API get clear errors."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+import keras_tbptt as kt  # noqa: E402
+
+pytestmark = pytest.mark.keras
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: kt.TBPTTLSTM(4, truncate_gradient=0), ValueError,
+         r"`truncate_gradient` must be None or a positive integer\. Received: truncate_gradient=0"),
+        (lambda: kt.TBPTTLSTM(4, truncate_gradient=2.5), ValueError, "truncate_gradient=2.5"),
+        (lambda: kt.TBPTTLSTM(4, truncate_gradient=True), ValueError, "truncate_gradient=True"),
+        (lambda: kt.TBPTTLSTM(4, state_step=-1), ValueError, "`state_step` must be None"),
+        (lambda: kt.TBPTTLSTM(4, truncate_gradient=3, unroll=True), ValueError, "`unroll=True` cannot"),
+        (lambda: kt.TBPTTLSTM(4, state_step=9)(np.zeros((1, 5, 1), "float32")), ValueError,
+         r"`state_step` must be <= the number of timesteps\. Received: state_step=9, timesteps=5"),
+        (lambda: kt.ResetStates(), ValueError, "exactly one of `resets`"),
+        (lambda: kt.ResetStates([True], every=2), ValueError, "exactly one of `resets`"),
+        (lambda: kt.ResetStates(every=0), ValueError, "`every` must be a positive integer"),
+        (lambda: kt.ResetStates([1, 0]), ValueError, "`resets` must be a non-empty 1-D sequence of booleans"),
+        (lambda: kt.ResetStates([True], batch_size=0), ValueError, "`batch_size` must be None or a positive"),
+        (lambda: kt.rebatch("model", 2), TypeError, "`model` must be a built keras"),
+        (lambda: kt.rebatch(keras.Sequential([keras.Input((3, 1)), keras.layers.Dense(1)]), 0),
+         ValueError, "`batch_size` must be a positive integer"),
+        (lambda: kt.naive_split(np.zeros((2, 10, 1)), 5).callbacks(validation="val"), TypeError,
+         "`validation` must be a SplitPlan"),
+    ],
+)
+def test_bad_keras_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_more_batches_than_the_schedule():
+    plan = kt.naive_split(np.zeros((2, 20, 1), "float32"), 5)
+    model = keras.Sequential([
+        keras.Input(batch_shape=(2, 5, 1)),
+        kt.TBPTTLSTM(3, stateful=True, return_sequences=True),
+    ])
+    callback = kt.ResetStates(plan.resets[:2], batch_size=2)
+    with pytest.raises(ValueError, match=r"(?s)more batches than the reset schedule.*at most 2"):
+        model.predict(plan.dataset(), callbacks=[callback], verbose=0)
+    model.compile(loss="mse")
+    with pytest.raises(ValueError, match=r"(?s)Expected: 2 batches per epoch.*Received: 4 steps"):
+        model.fit(plan.dataset(), shuffle=False, callbacks=[callback], verbose=0)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TF graphs only")
+def test_unknown_timesteps_with_truncation_raise():
+    import tensorflow as tf
+
+    layer = kt.TBPTTLSTM(4, truncate_gradient=3)
+    layer.build((None, None, 1))
+    traced = tf.function(layer, input_signature=[tf.TensorSpec((None, None, 1))])
+    with pytest.raises(ValueError, match="static number of timesteps"):
+        traced.get_concrete_function()
