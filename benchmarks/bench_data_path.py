@@ -178,6 +178,15 @@ def plan_build_only(data, timesteps, batch_size):
     return keras_tbptt.naive_split(data, timesteps, batch_size=batch_size)
 
 
+def validation_only(data):
+    """`naive_split`'s input validation alone (private API; None if it moved)."""
+    try:
+        from keras_tbptt._inputs import as_panel
+    except ImportError:  # pragma: no cover
+        return None
+    return as_panel(data)
+
+
 def plan_views_only(plan):
     n = 0
     for x, _, _ in plan.batches():
@@ -423,12 +432,14 @@ def main(argv=None):
     print(f"{'min':>5} {fmt_s(mn['plan']):>12} {fmt_s(mn['keras']):>12} {ratio_min:>10.1f}x")
 
     # Informational breakdown, interleaved as well.
-    parts = {k: [] for k in ("plan_build", "plan_views", "consume", "keras_no_consume")}
+    parts = {k: [] for k in ("plan_build", "validation", "plan_views", "consume",
+                             "keras_no_consume")}
     views = [np.asarray(x) for x, _, _ in
              plan_build_only(data, args.timesteps, args.batch_size).batches()]
     for r in range(args.repeats):
         dt, plan = timed(plan_build_only, data, args.timesteps, args.batch_size)
         parts["plan_build"].append(dt)
+        parts["validation"].append(timed(validation_only, data)[0])
         parts["plan_views"].append(timed(plan_views_only, plan)[0])
         parts["consume"].append(timed(consume_only, views)[0])
         parts["keras_no_consume"].append(
@@ -440,6 +451,7 @@ def main(argv=None):
     )
     print("\nbreakdown (medians):")
     print(f"  plan: naive_split (build)          {fmt_s(breakdown['plan_build'])}")
+    print(f"  - of which input validation        {fmt_s(breakdown['validation'])}")
     print(f"  plan: all batches as views         {fmt_s(breakdown['plan_views'])}")
     print(f"  consumption float(x.sum()) x{check['batches']}     {fmt_s(breakdown['consume'])}")
     print(f"  keras: iterate + .numpy(), no sum   {fmt_s(breakdown['keras_no_consume'])}")
@@ -447,6 +459,11 @@ def main(argv=None):
 
     # Memory.
     mem = plan_tracemalloc(data, args.timesteps, args.batch_size)
+    gc.collect()
+    tracemalloc.start()
+    validation_only(data)
+    mem["validation_peak"] = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     with RSSPeak() as rss_plan_warm:
         plan_path(data, args.timesteps, args.batch_size)
     with RSSPeak() as rss_keras_warm:
@@ -633,6 +650,7 @@ def markdown(r):
         "| part | ms |",
         "|---|---:|",
         f"| plan: `naive_split` only (validation + layout) | {ms(bd['plan_build'])} |",
+        f"| - of which input validation (`keras_tbptt._inputs.as_panel`) | {ms(bd['validation'])} |",
         f"| plan: all batches as views (`np.asarray(x)`, no sum) | {ms(bd['plan_views'])} |",
         f"| consumption `float(x.sum())` over the {r['check']['batches']} plan batches | {ms(bd['consume'])} |",
         f"| Keras: iterate + `.numpy()`, no sum | {ms(bd['keras_no_consume'])} |",
@@ -648,6 +666,8 @@ def markdown(r):
         f"{mib(tm['overall_peak'])} | **{ra['plan_peak_over_one_batch']:.3f}** |",
         f"| - during `naive_split` (build) | {tm['build_peak']:,} | {mib(tm['build_peak'])} | "
         f"{tm['build_peak'] / c['one_batch_bytes']:.3f} |",
+        f"| - of which input validation (`as_panel`) alone | {tm['validation_peak']:,} | "
+        f"{mib(tm['validation_peak'])} | {tm['validation_peak'] / c['one_batch_bytes']:.3f} |",
         f"| - while reading the batches | {tm['read_peak']:,} | {mib(tm['read_peak'])} | "
         f"{tm['read_peak'] / c['one_batch_bytes']:.3f} |",
         f"| plan path RSS peak increase, cold / warm | {rss['plan_cold']:,} / {rss['plan_warm']:,} | "
@@ -684,7 +704,9 @@ def verdict(r):
         share = bd["plan_build"] / max(t["plan_median"], 1e-12)
         speed += (
             f" Building the plan (`naive_split`, {bd['plan_build'] * 1e3:.2f} ms, "
-            f"{share:.0%} of the plan path) dominates; reading the "
+            f"{share:.0%} of the plan path) dominates, and within it the input "
+            f"validation (`keras_tbptt._inputs.as_panel`, the per-step NaN/inf checks) "
+            f"takes {bd['validation'] * 1e3:.2f} ms; reading the "
             f"{r['check']['batches']} batches as views costs {bd['plan_views'] * 1e3:.2f} ms "
             f"and the common consumption (summing every value) {bd['consume'] * 1e3:.2f} ms, "
             f"which alone caps the achievable ratio at about "
@@ -701,7 +723,8 @@ def verdict(r):
         mem += (
             f" The peak is reached while building the plan "
             f"({tm['build_peak']:,} bytes) rather than while reading batches "
-            f"({tm['read_peak']:,} bytes)"
+            f"({tm['read_peak']:,} bytes); input validation alone peaks at "
+            f"{tm['validation_peak']:,} bytes"
         )
         if len(scaling) > 1:
             last = scaling[-1]

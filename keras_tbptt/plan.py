@@ -85,10 +85,6 @@ class SplitPlan:
         return self._panel.n_features
 
     @property
-    def has_targets(self):
-        return self._targets is not None
-
-    @property
     def per_sequence_targets(self):
         return self._targets is not None and not self._targets.per_step
 
@@ -232,8 +228,7 @@ class SplitPlan:
 
     def _stack(self, part):
         if part == 0 and self._x_windows is not None and self._x_windows.shape[1] == 1:
-            if all((self._layout.row_windows == 1)):
-                return self._x_windows[:, 0]  # one window per row: a view
+            return self._x_windows[:, 0]  # one window per row: plan order is row order
         values = [b[part] for b in self.batches()]
         return None if values[0] is None else np.concatenate(values)
 
@@ -279,10 +274,9 @@ class SplitPlan:
         """Map steps of the validated series to steps of the user's series."""
         if self._panel.steps is None:
             return steps
-        series = self._layout.row_series[rows]
-        return np.array(
-            [self._panel.steps[s][i] for s, i in zip(series, steps)], dtype=np.int64
-        )
+        kept = self._panel.steps
+        offsets = np.concatenate([[0], np.cumsum([len(k) for k in kept])])
+        return np.concatenate(kept)[offsets[self._layout.row_series[rows]] + steps]
 
     # ------------------------------------------------------------------
     # Back to the original layout

@@ -72,7 +72,7 @@ class TBPTTLSTM(keras.layers.LSTM):
 
     >>> import numpy as np, keras, keras_tbptt
     >>> layer = keras_tbptt.TBPTTLSTM(8, truncate_gradient=50, return_sequences=True)
-    >>> layer(np.zeros((4, 500, 3), "float32")).shape
+    >>> tuple(layer(np.zeros((4, 500, 3), "float32")).shape)
     (4, 500, 8)
 
     The seed example: 100 series of 50,000 steps cut into 500-step chunks, a
