@@ -104,7 +104,7 @@ class ResetStates(keras.callbacks.Callback):
         self.test_resets = _schedule(test_resets, "test_resets")
         self.predict_resets = _schedule(predict_resets, "predict_resets")
         self.batch_size = batch_size
-        self._layers = []
+        self._in_fit = False
         self.reset_count = 0
 
     # -- helpers ---------------------------------------------------------
@@ -177,16 +177,26 @@ class ResetStates(keras.callbacks.Callback):
                 "position."
             )
 
-    def _begin(self, schedule):
+    def _begin(self, schedule, check_steps=True):
         self._find_layers()
         self._check_steps_per_execution(schedule)
+        steps = (self.params or {}).get("steps")
+        # Checked here, before any step runs: under JAX an error raised in
+        # the middle of evaluate() or predict() leaves the model unsynced.
+        if check_steps and schedule is not None and steps and steps > len(schedule):
+            raise ValueError(
+                "The data has more batches than the reset schedule.\n"
+                f"- Expected: at most {len(schedule)} batches\n"
+                f"- Received: {steps} batches\n"
+                "Use the plan's own dataset() and callbacks() together."
+            )
         self._reset()
 
     # -- training --------------------------------------------------------
     def on_train_begin(self, logs=None):
         self.reset_count = 0
-        self._begin(self.resets)
-        steps = self.params.get("steps") if self.params else None
+        self._in_fit = True
+        steps = (self.params or {}).get("steps")
         if self.resets is not None and steps is not None and steps != len(self.resets):
             raise ValueError(
                 "The reset schedule does not match the training data.\n"
@@ -195,6 +205,10 @@ class ResetStates(keras.callbacks.Callback):
                 "Train on plan.dataset() with plan.callbacks(), or pass "
                 "steps_per_epoch=len(plan)."
             )
+        self._begin(self.resets)
+
+    def on_train_end(self, logs=None):
+        self._in_fit = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._reset()
@@ -205,7 +219,9 @@ class ResetStates(keras.callbacks.Callback):
 
     # -- evaluation (also validation during fit) -------------------------
     def on_test_begin(self, logs=None):
-        self._begin(self.test_resets if self.test_resets is not None else self.resets)
+        # During fit, `params` describe the training data, not validation's.
+        schedule = self.test_resets if self.test_resets is not None else self.resets
+        self._begin(schedule, check_steps=not self._in_fit)
 
     def on_test_batch_begin(self, batch, logs=None):
         schedule = self.test_resets if self.test_resets is not None else self.resets

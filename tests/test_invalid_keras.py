@@ -39,13 +39,14 @@ def test_bad_keras_arguments(call, error, match):
 
 
 def test_more_batches_than_the_schedule():
-    plan = kt.naive_split(np.zeros((2, 20, 1), "float32"), 5)
+    data = np.zeros((2, 20, 1), "float32")
+    plan = kt.naive_split(data, 5, data)
     model = keras.Sequential([
         keras.Input(batch_shape=(2, 5, 1)),
         kt.TBPTTLSTM(3, stateful=True, return_sequences=True),
     ])
     callback = kt.ResetStates(plan.resets[:2], batch_size=2)
-    with pytest.raises(ValueError, match=r"(?s)more batches than the reset schedule.*at most 2"):
+    with pytest.raises(ValueError, match=r"(?s)more batches than the reset schedule.*at most 2 batches.*Received: 4 batches"):
         model.predict(plan.dataset(), callbacks=[callback], verbose=0)
     model.compile(loss="mse")
     with pytest.raises(ValueError, match=r"(?s)Expected: 2 batches per epoch.*Received: 4 steps"):
