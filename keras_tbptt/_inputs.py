@@ -23,7 +23,6 @@ class Panel:
     stacked: np.ndarray = None  # [n, length, features] view when uniform
     index: list = None  # pandas index of each series, for `unsplit`
     ids: list = None  # series ids of a long-format frame
-    columns: list = None
     steps: list = None  # original step numbers when nan="drop" removed some
     original_lengths: np.ndarray = None
 
@@ -156,6 +155,16 @@ def _long_format(frame, id_col, time_col, target_cols, name):
     feature_cols = [
         c for c in frame.columns if c not in (id_col, time_col, *target_cols)
     ]
+    text = [
+        c for c in feature_cols
+        if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
+    ]
+    if text:
+        raise TypeError(
+            f"`{name}` columns must be numeric; {text} are not. Encode them "
+            "(e.g. pandas.get_dummies) or drop them, or name them as "
+            "`id_col`/`time_col`."
+        )
     if not feature_cols:
         raise ValueError(
             f"`{name}` has no feature columns left after removing id_col, "
@@ -182,7 +191,7 @@ def _long_format(frame, id_col, time_col, target_cols, name):
             )
         index.append(group.index)  # row labels, so results join back
         ids.append(key)
-    return arrays, (targets or None), index, (ids if id_col else None), feature_cols
+    return arrays, (targets or None), index, (ids if id_col else None)
 
 
 def as_panel(
@@ -206,7 +215,7 @@ def as_panel(
             "`id_col` and `time_col` need a pandas DataFrame as `series`. "
             f"Received: series of type {type(series).__name__}"
         )
-    index = ids = columns = None
+    index = ids = None
     stacked = None
     if isinstance(series, pd.DataFrame):
         target_cols = []
@@ -222,7 +231,7 @@ def as_panel(
                     f"`targets` names columns that `{name}` lacks: {missing}. "
                     f"Columns are {list(series.columns)}"
                 )
-        arrays, column_targets, index, ids, columns = _long_format(
+        arrays, column_targets, index, ids = _long_format(
             series, id_col, time_col, target_cols, name
         )
         if target_cols:
@@ -230,7 +239,7 @@ def as_panel(
         kind = "long" if id_col is not None else "frame"
     elif isinstance(series, pd.Series):
         arrays = [_as_numeric(series.to_numpy(), name)[:, None]]
-        index, columns, kind = [series.index], [series.name], "frame"
+        index, kind = [series.index], "frame"
     elif _is_sequence_of_series(series):
         arrays = []
         for i, item in enumerate(series):
@@ -266,14 +275,15 @@ def as_panel(
             )
     if n_features == {0}:
         raise ValueError(f"`{name}` has 0 features. Received shape {arrays[0].shape}")
-    arrays = [_as_float(a) for a in arrays]
-    if stacked is None and len(arrays) == 1:
-        stacked = arrays[0][None]
     if stacked is not None:
         stacked = _as_float(stacked)
         arrays = list(stacked)
+    else:
+        arrays = [_as_float(a) for a in arrays]
+        if len(arrays) == 1:
+            stacked = arrays[0][None]
     panel = Panel(
-        arrays, kind, stacked, index, ids, columns,
+        arrays, kind, stacked, index, ids,
         original_lengths=np.array([a.shape[0] for a in arrays], dtype=np.int64),
     )
     target_obj = None if targets is None else as_targets(targets, panel)

@@ -20,6 +20,7 @@ class Layout:
     hop: int
     batch_size: int
     stateful: bool
+    streams: int
     row_series: np.ndarray  # [rows]; -1 marks a filler row
     row_start: np.ndarray  # [rows]
     row_length: np.ndarray  # [rows] real steps covered by the row
@@ -173,6 +174,7 @@ def build_layout(
         hop=hop,
         batch_size=batch_size,
         stateful=stateful,
+        streams=streams,
         row_series=series,
         row_start=starts,
         row_length=lengths,

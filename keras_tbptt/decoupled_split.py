@@ -67,20 +67,20 @@ def decoupled_split(
     panel, target_data = as_panel(
         series, targets, id_col=id_col, time_col=time_col, nan=nan
     )
+    # k2 <= k1: chunks of k1, truncated inside the layer. k2 > k1: windows
+    # of k2 that advance by k1, carrying the state from step k1.
+    name, timesteps = ("k1", k1) if k2 <= k1 else ("k2", k2)
+    timesteps = check_timesteps(timesteps, panel, name=name, remainder=remainder)
     if k2 <= k1:
-        timesteps = check_timesteps(k1, panel, name="k1", remainder=remainder)
         layer_kwargs = {"truncate_gradient": k2 if k2 < k1 else None}
-        hop = k1
     else:
-        timesteps = check_timesteps(k2, panel, name="k2", remainder=remainder)
         layer_kwargs = {"state_step": k1}
-        hop = k1
     return make_plan(
         "decoupled_split",
         panel,
         target_data,
         timesteps=timesteps,
-        hop=hop,
+        hop=k1,
         batch_size=batch_size,
         streams=streams,
         remainder=remainder,

@@ -406,7 +406,7 @@ class SplitPlan:
                 "series themselves into training and validation sets instead."
             )
         series, start, length = self._segments
-        unit = self._layout.hop * max(1, self._streams)
+        unit = self._layout.hop * self._layout.streams
         held = np.maximum(unit, np.round(fraction * length / unit).astype(np.int64) * unit)
         if (held >= length).any():
             raise ValueError(
@@ -417,12 +417,6 @@ class SplitPlan:
         train = self._rebuild((series, start, length - held), 1 - fraction)
         validation = self._rebuild((series, start + length - held, held), fraction)
         return train, validation
-
-    @property
-    def _streams(self):
-        return len(self._layout.row_series[self._layout.row_series >= 0]) // len(
-            self._segments[0]
-        )
 
     # ------------------------------------------------------------------
     # Keras

@@ -31,6 +31,8 @@ GOOD = np.zeros((2, 40, 1))
          "`id_col` must name a column"),
         (lambda: kt.naive_split(pd.DataFrame({"id": [1, 1], "t": [0, 0], "v": [1.0, 2.0]}), 1,
                                 id_col="id", time_col="t"), ValueError, "repeated times"),
+        (lambda: kt.naive_split(pd.DataFrame({"v": [1.0, 2.0], "s": ["a", "b"]}), 1), TypeError,
+         r"columns must be numeric; \['s'\] are not"),
         (lambda: kt.naive_split(pd.DataFrame({"v": [1.0, 2.0]}), 1, "y"), ValueError,
          "names columns that `series` lacks"),
         # timesteps and layout
