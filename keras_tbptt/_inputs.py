@@ -342,7 +342,26 @@ def _nan_report(mask_per_series):
     return total, first
 
 
+def _all_finite(arrays):
+    """True when no array holds NaN or inf.
+
+    min and max propagate NaN and expose inf in one pass each, without the
+    temporary boolean array of `np.isfinite(a).all()`: validating a long
+    series must not cost memory the size of the data.
+    """
+    return all(
+        not np.issubdtype(a.dtype, np.floating)
+        or (np.isfinite(a.min()) and np.isfinite(a.max()))
+        for a in arrays
+    )
+
+
 def _handle_nan(panel, targets, nan, name):
+    data = [panel.arrays] if panel.stacked is None else [[panel.stacked]]
+    if targets is not None:
+        data.append(_target_arrays(targets) if targets.stacked is None else [targets.stacked])
+    if all(_all_finite(arrays) for arrays in data):
+        return panel, targets
     for label, arrays in ((name, panel.arrays), ("targets", _target_arrays(targets))):
         infinite = [np.isinf(a).any(axis=1) for a in arrays]
         if any(m.any() for m in infinite):

@@ -44,13 +44,11 @@ def factors(n):
     return sorted(set(small + [n // d for d in small]))
 
 
-def _windows_needed(length, timesteps, hop, remainder):
-    """Windows that cover `length` steps, per the remainder policy."""
-    if length < timesteps:
-        return 0 if remainder == "drop" else 1
-    full = (length - timesteps) // hop + 1
-    covered = (full - 1) * hop + timesteps
-    return full + int(covered < length and remainder == "pad")
+def _windows_needed(lengths, timesteps, hop, remainder):
+    """Windows that cover each of `lengths`, per the remainder policy."""
+    full = np.where(lengths >= timesteps, (lengths - timesteps) // hop + 1, 0)
+    covered = np.where(full > 0, (full - 1) * hop + timesteps, 0)
+    return full + ((covered < lengths) & (remainder == "pad"))
 
 
 def _split_streams(starts, lengths, streams, timesteps, hop, remainder):
@@ -129,10 +127,7 @@ def build_layout(
                 f"`streams`={streams} leaves empty streams: the shortest "
                 f"segment has {int(lengths.min())} steps. Use fewer streams."
             )
-    windows = np.array(
-        [_windows_needed(n, timesteps, hop, remainder) for n in lengths],
-        dtype=np.int64,
-    )
+    windows = _windows_needed(lengths, timesteps, hop, remainder).astype(np.int64)
     covered = np.where(windows > 0, (windows - 1) * hop + timesteps, 0)
     exact = covered == lengths
     if remainder == "error" and not exact.all():
@@ -163,10 +158,7 @@ def build_layout(
         lengths = np.concatenate([lengths, np.zeros(fill, np.int64)])
         windows = np.concatenate([windows, np.zeros(fill, np.int64)])
     n_groups = -(-len(series) // batch_size)
-    per_group = [
-        int(windows[g * batch_size : (g + 1) * batch_size].max())
-        for g in range(n_groups)
-    ]
+    per_group = np.maximum.reduceat(windows, np.arange(n_groups) * batch_size)
     batch_group = np.repeat(np.arange(n_groups), per_group)
     batch_window = np.concatenate([np.arange(c) for c in per_group])
     return Layout(
