@@ -109,7 +109,7 @@ def parse_args(argv=None):
     p.add_argument("--units", type=int, default=64)
     p.add_argument("--features", type=int, default=8)
     p.add_argument("--fixed-k2", type=int, default=50, help="k2 of the `k50` config")
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds")
+    p.add_argument("--repeats", type=int, default=7, help="timed rounds")
     p.add_argument("--seconds", type=float, default=0.4,
                    help="approximate work per measurement")
     p.add_argument("--min-steps", type=int, default=2)
@@ -130,6 +130,56 @@ def parse_args(argv=None):
         args.timesteps, args.fixed_k2, args.repeats = [20, 60], 10, 2
         args.seconds, args.min_steps, args.memory_steps = 0.02, 2, 1
     return args
+
+
+def package_fingerprint():
+    """sha256 (first 12 hex) of keras_tbptt's .py sources: which code was measured."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "keras_tbptt").rglob("*.py")):
+        h.update(str(path.relative_to(ROOT)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+class BackgroundLoad:
+    """CPU used by *other* processes while we run (a shared machine skews timings).
+
+    System-wide busy CPU seconds (psutil) minus this process' and its waited-for
+    children's CPU seconds, divided by wall time: average cores used by others.
+    """
+
+    def __enter__(self):
+        self._b0, self._o0 = self._busy(), self._own()
+        self._w0 = time.perf_counter()
+        self.loadavg_start = os.getloadavg()
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.perf_counter() - self._w0
+        others = (self._busy() - self._b0) - (self._own() - self._o0)
+        self.result = {
+            "wall_s": wall,
+            "others_avg_cores": max(0.0, others / wall) if wall > 0 else 0.0,
+            "loadavg_start": list(self.loadavg_start),
+            "loadavg_end": list(os.getloadavg()),
+        }
+
+    @staticmethod
+    def _busy():
+        import psutil
+
+        t = psutil.cpu_times()
+        return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
+
+    @staticmethod
+    def _own():
+        import resource
+
+        s = resource.getrusage(resource.RUSAGE_SELF)
+        c = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
 # ----------------------------------------------------------------------
@@ -332,12 +382,14 @@ def run_backend(args, backend):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "timing.json")
         t0 = time.perf_counter()
-        run_child(child_cmd(args, "timing", backend, out,
-                            ["--timesteps", *map(str, args.timesteps)]), backend, True)
+        with BackgroundLoad() as timing_load:
+            run_child(child_cmd(args, "timing", backend, out,
+                                ["--timesteps", *map(str, args.timesteps)]), backend, True)
         timing = json.loads(Path(out).read_text())
         timing_seconds = time.perf_counter() - t0
         memory = {}
         t0 = time.perf_counter()
+        memory_load = BackgroundLoad().__enter__()
         if not args.skip_memory:
             for T in args.timesteps:
                 memory[str(T)] = {}
@@ -356,8 +408,16 @@ def run_backend(args, backend):
                         flush=True,
                     )
         memory_seconds = time.perf_counter() - t0
+        memory_load.__exit__(None, None, None)
     res = summarize(args, backend, timing, memory)
     res["seconds"] = {"timing": timing_seconds, "memory": memory_seconds}
+    res["background_load"] = {"timing": timing_load.result, "memory": memory_load.result}
+    print(
+        f"[{backend}] other processes used {timing_load.result['others_avg_cores']:.2f} CPU "
+        f"cores on average during the timing, {memory_load.result['others_avg_cores']:.2f} "
+        "during the memory children",
+        flush=True,
+    )
     print_table(res)
     return res
 
@@ -484,6 +544,7 @@ def machine_info():
         "cpu_model": "unknown",
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "keras_tbptt_sources_sha256": package_fingerprint(),
     }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -516,6 +577,10 @@ def markdown(r):
                       if k in ("tensorflow", "jax", "jaxlib"))
             for b in r["backends"]
         ),
+        f"- keras_tbptt sources sha256 {m['keras_tbptt_sources_sha256']} (of "
+        "`keras_tbptt/**/*.py`, to tell which code was measured)"
+        + (" **(the sources changed during the run)**"
+           if m.get("keras_tbptt_sources_changed_during_run") else ""),
         f"- Command: `python benchmarks/bench_tbptt_lstm.py"
         f"{' --quick' if c['quick'] else ''}`; total run time {r['total_run_seconds']:.0f} s",
         "",
@@ -598,8 +663,33 @@ def backend_section(b, c):
                 + " | ".join(f"x{p['mem_ratio']:.2f}" for p in g["pairs"])
                 + f" | {g['marginal_bytes_per_1000_steps'] / 2**20:.1f} |"
             )
-    s = b["seconds"]
-    lines += ["", f"Run time: timing {s['timing']:.0f} s, memory children {s['memory']:.0f} s.", ""]
+    same = [row["T"] for row in b["rows"]
+            if row["config"] == "tenth" and row["k2"] == c["fixed_k2"]]
+    for T in same:
+        rows = {row["config"]: row for row in b["rows"] if row["T"] == T}
+        a, z = rows["tenth"], rows["k50"]
+        note = (
+            f"At T={T}, T//10 = {c['fixed_k2']}: the `T//10` and `k2={c['fixed_k2']}` rows are "
+            f"the same layer, so their difference shows the noise: step time "
+            f"{a['median_step_s'] * 1e3:.1f} vs {z['median_step_s'] * 1e3:.1f} ms"
+        )
+        if a["peak_mem_delta_bytes"] is not None:
+            note += (f", peak delta {mib(a['peak_mem_delta_bytes'])} vs "
+                     f"{mib(z['peak_mem_delta_bytes'])} MiB")
+        lines += ["", note + "."]
+    s, load = b["seconds"], b["background_load"]
+    lines += [
+        "",
+        f"Run time: timing {s['timing']:.0f} s, memory children {s['memory']:.0f} s. "
+        f"Other processes used {load['timing']['others_avg_cores']:.2f} CPU cores on average "
+        f"during the timing (1-min load average {load['timing']['loadavg_start'][0]:.2f} -> "
+        f"{load['timing']['loadavg_end'][0]:.2f}) and {load['memory']['others_avg_cores']:.2f} "
+        "during the memory children."
+        + (" **Warning: the machine was not idle during the timing; step times are noisier "
+           "and slower than on an idle machine.**"
+           if load["timing"]["others_avg_cores"] > 0.1 else ""),
+        "",
+    ]
     return lines
 
 
@@ -631,6 +721,14 @@ def verdict(r):
                 + ", ".join(f"T={T} {v:.2f}" for T, v in lm["per_T"].items())
                 + ");"
             )
+            close = [T for T, v in lm["per_T"].items() if v > 0.95]
+            if close:
+                s.append(
+                    f"(at T={', '.join(map(str, close))} the memory difference is within 5%, "
+                    "inside the run-to-run noise of this measurement (repeated runs of one "
+                    "layer differ by up to ~10%): the T-independent tracing/compilation "
+                    "memory dominates there, so no benefit is measurable);"
+                )
         if "k50_sublinear" in tg:
             k = tg["k50_sublinear"]
             s.append(
@@ -676,6 +774,8 @@ def main(argv=None):
     )
     results = [run_backend(args, b) for b in backends]
     total = time.perf_counter() - t_start
+    info["keras_tbptt_sources_changed_during_run"] = (
+        package_fingerprint() != info["keras_tbptt_sources_sha256"])
     report = {
         "benchmark": "bench_tbptt_lstm",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -4,9 +4,14 @@ The data schemes (`naive_split` and friends) and `SplitPlan` are numpy and
 pandas only; the Keras parts (`TBPTTLSTM`, `rebatch`, `callbacks`,
 `layers`, `dataset`) are imported on first use, so `import keras_tbptt`
 does not start TensorFlow or JAX.
+
+`keras.models.load_model` needs `TBPTTLSTM` registered: it is when Keras
+was imported before keras_tbptt, or after any use of `keras_tbptt.TBPTTLSTM`
+(or `import keras_tbptt.layers`).
 """
 
 import importlib
+import sys
 
 from keras_tbptt.as_is import as_is
 from keras_tbptt.decoupled_split import decoupled_split
@@ -49,3 +54,9 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(__all__)
+
+
+if "keras" in sys.modules:
+    # Keras is loaded already, so registering TBPTTLSTM (for load_model)
+    # costs nothing; otherwise it registers on first use of a Keras part.
+    importlib.import_module("keras_tbptt.layers")

@@ -202,8 +202,8 @@ class ResetStates(keras.callbacks.Callback):
                 "The reset schedule does not match the training data.\n"
                 f"- Expected: {len(self.resets)} batches per epoch\n"
                 f"- Received: {steps} steps per epoch\n"
-                "Train on plan.dataset() with plan.callbacks(), or pass "
-                "steps_per_epoch=len(plan)."
+                "Train on plan.dataset() with plan.callbacks(); with arrays, "
+                "pass batch_size=plan.batch_size and shuffle=False to fit()."
             )
         self._begin(self.resets)
 

@@ -252,7 +252,9 @@ class SplitPlan:
     def sample_weight(self):
         """Weights in plan order: `[samples, timesteps]` (per step) or
         `[samples]` (per sequence); 0 marks padding, filler rows and steps
-        an earlier window already trained."""
+        an earlier window already trained. Compile with a loss whose
+        `reduction="mean_with_sample_weight"` so the zeros do not dilute the
+        reported loss."""
         return self._stack(2)
 
     @property

@@ -3,6 +3,9 @@
 Runs under every backend (`KERAS_BACKEND`).
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -205,6 +208,14 @@ def test_save_and_load_round_trip(tmp_path, x):
     config = model.layers[0].get_config()
     clone = kt.TBPTTLSTM.from_config(config)
     assert clone.get_config() == config
+    # A fresh process that imports keras, then keras_tbptt, can load it.
+    code = (
+        "import sys, keras, keras_tbptt;"
+        "layer = keras.models.load_model(sys.argv[1]).layers[0];"
+        "print(type(layer).__name__, layer.truncate_gradient)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert out.stdout.split() == ["TBPTTLSTM", "5"], out.stderr[-2000:]
 
 
 def test_rebatch_keeps_weights_and_resets_states(rng):
