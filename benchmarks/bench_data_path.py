@@ -124,11 +124,10 @@ def parse_args(argv=None):
         action="store_true",
         help="tiny smoke run (16 x 1,000 x 4, timesteps 100, batch 16, 2 repeats)",
     )
+    if p.parse_known_args(argv)[0].quick:  # smoke sizes; explicit flags still win
+        p.set_defaults(series=16, steps=1000, features=4, timesteps=100, batch_size=16,
+                       repeats=2, scaling_steps=[4000])
     args = p.parse_args(argv)
-    if args.quick:
-        args.series, args.steps, args.features = 16, 1000, 4
-        args.timesteps, args.batch_size, args.repeats = 100, 16, 2
-        args.scaling_steps = [4000]
     if args.steps % args.timesteps:
         p.error("--steps must be a multiple of --timesteps (same windows in both paths)")
     if args.series % args.batch_size:

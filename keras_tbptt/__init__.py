@@ -18,6 +18,7 @@ from keras_tbptt.decoupled_split import decoupled_split
 from keras_tbptt.naive_split import naive_split
 from keras_tbptt.one_step import one_step
 from keras_tbptt.plan import SplitPlan
+from keras_tbptt.plot_layout import plot_layout
 from keras_tbptt.random_windows import random_windows
 from keras_tbptt.truncate import truncate
 
@@ -38,6 +39,7 @@ __all__ = [
     "decoupled_split",
     "naive_split",
     "one_step",
+    "plot_layout",
     "random_windows",
     "truncate",
     *_LAZY,

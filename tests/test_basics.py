@@ -243,3 +243,17 @@ def test_integer_input_becomes_float_without_warnings():
         warnings.simplefilter("error")
         plan = kt.naive_split(np.arange(20), 5)
     assert plan.x.dtype == np.float32
+
+
+def test_plot_layout_draws_every_sample_and_reset():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    plan = kt.naive_split(np.zeros((5, 46, 1)), 10, batch_size=2, remainder="pad")
+    figure = kt.plot_layout(plan)
+    left, right = figure.axes
+    assert len(right.patches) == plan.n_samples  # 15 batches x 2 rows
+    assert len(left.patches) == (plan.positions[:, 0] >= 0).sum()
+    assert len(right.lines) == plan.resets.sum()
+    fillers = [t.get_text() for t in right.texts].count("filler")
+    assert fillers == (plan.positions[:, 0] < 0).sum()
