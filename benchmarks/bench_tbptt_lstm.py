@@ -90,6 +90,8 @@ CONFIGS = ("lstm", "none", "tenth", "k50")
 TARGET_NONE_SLOWDOWN = 1.05  # None's step time / LSTM's step time, at most
 TARGET_SPEEDUP_T = 500
 TARGET_SPEEDUP = 1.8
+# The modules the measured layer runs through.
+MEASURED_SOURCES = ("layers/__init__.py", "layers/tbptt_lstm.py")
 
 
 def config_label(cfg, fixed_k2=50):
@@ -136,12 +138,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def package_fingerprint():
-    """sha256 (first 12 hex) of keras_tbptt's .py sources: which code was measured."""
+def package_fingerprint(files=None):
+    """sha256 (first 12 hex) of keras_tbptt's .py sources: which code was measured.
+
+    `files`: paths relative to `keras_tbptt/` (default: every .py file).
+    """
     import hashlib
 
+    pkg = ROOT / "keras_tbptt"
+    paths = pkg.rglob("*.py") if files is None else [pkg / f for f in files]
     h = hashlib.sha256()
-    for path in sorted((ROOT / "keras_tbptt").rglob("*.py")):
+    for path in sorted(p for p in paths if p.exists()):
         h.update(str(path.relative_to(ROOT)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
@@ -567,6 +574,7 @@ def machine_info():
         "platform": platform.platform(),
         "python": platform.python_version(),
         "keras_tbptt_sources_sha256": package_fingerprint(),
+        "measured_sources_sha256": package_fingerprint(MEASURED_SOURCES),
     }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -599,10 +607,11 @@ def markdown(r):
                       if k in ("tensorflow", "jax", "jaxlib"))
             for b in r["backends"]
         ),
-        f"- keras_tbptt sources sha256 {m['keras_tbptt_sources_sha256']} (of "
-        "`keras_tbptt/**/*.py`, to tell which code was measured)"
-        + (" **(the sources changed during the run)**"
-           if m.get("keras_tbptt_sources_changed_during_run") else ""),
+        f"- keras_tbptt sources sha256 {m['keras_tbptt_sources_sha256']} (all "
+        f"`keras_tbptt/**/*.py`); measured modules ({', '.join(MEASURED_SOURCES)}) "
+        f"{m['measured_sources_sha256']}"
+        + (" **(these changed during the run)**"
+           if m.get("measured_sources_changed_during_run") else ""),
         f"- Command: `python benchmarks/bench_tbptt_lstm.py"
         f"{' --quick' if c['quick'] else ''}`; total run time {r['total_run_seconds']:.0f} s",
         "",
@@ -750,7 +759,7 @@ def verdict(r):
             close = lm["within_noise_T"]
             if close:
                 s.append(
-                    f"(at T={', '.join(map(str, close))} the saving is within the run-to-run "
+                    f"(at T={', '.join(map(str, close))} the difference is within the run-to-run "
                     f"noise: repeated fresh runs of one layer differ by up to "
                     f"{lm['noise_bytes'] / 2**20:.1f} MiB here, and the T-independent "
                     "tracing/compilation memory dominates, so no benefit is measurable there);"
@@ -800,8 +809,8 @@ def main(argv=None):
     )
     results = [run_backend(args, b) for b in backends]
     total = time.perf_counter() - t_start
-    info["keras_tbptt_sources_changed_during_run"] = (
-        package_fingerprint() != info["keras_tbptt_sources_sha256"])
+    info["measured_sources_changed_during_run"] = (
+        package_fingerprint(MEASURED_SOURCES) != info["measured_sources_sha256"])
     report = {
         "benchmark": "bench_tbptt_lstm",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -343,17 +343,23 @@ def _nan_report(mask_per_series):
 
 
 def _all_finite(arrays):
-    """True when no array holds NaN or inf.
+    """True when no array holds NaN or inf (a fast screen, exact when True).
 
-    min and max propagate NaN and expose inf in one pass each, without the
-    temporary boolean array of `np.isfinite(a).all()`: validating a long
-    series must not cost memory the size of the data.
+    One pass and no data-sized temporaries: NaN and inf propagate into the
+    dot product of the values with themselves. A finite overflow only sends
+    the data to the slower exact check.
     """
-    return all(
-        not np.issubdtype(a.dtype, np.floating)
-        or (np.isfinite(a.min()) and np.isfinite(a.max()))
-        for a in arrays
-    )
+    for a in arrays:
+        if not np.issubdtype(a.dtype, np.floating):
+            continue
+        if a.flags.c_contiguous:
+            flat = a.reshape(-1)
+            with np.errstate(over="ignore", invalid="ignore"):
+                if not np.isfinite(np.dot(flat, flat)):
+                    return False
+        elif not (np.isfinite(a.min()) and np.isfinite(a.max())):
+            return False
+    return True
 
 
 def _handle_nan(panel, targets, nan, name):

@@ -257,3 +257,11 @@ def test_plot_layout_draws_every_sample_and_reset():
     assert len(right.lines) == plan.resets.sum()
     fillers = [t.get_text() for t in right.texts].count("filler")
     assert fillers == (plan.positions[:, 0] < 0).sum()
+
+
+def test_huge_finite_values_are_not_mistaken_for_inf():
+    data = np.full((3, 10, 1), 3e30, dtype="float32")  # squares overflow float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan = kt.naive_split(data, 5)
+    np.testing.assert_array_equal(plan.unsplit(plan.x), data)
