@@ -69,14 +69,13 @@ def make_plan(
             rows = sample_segments(new_segments, share)
         n_rows = len(rows[0]) * streams
         layout = build_layout(
-            panel.lengths,
+            rows,
             timesteps=timesteps,
             hop=hop,
             batch_size=batch_size or n_rows,
             stateful=stateful,
             streams=streams,
             remainder=remainder,
-            segments=rows,
         )
         return SplitPlan(
             panel,

@@ -71,12 +71,13 @@ def check_int(value, name, minimum=1, allow_none=False):
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(
-            f"`{name}` must be an integer >= {minimum}. "
+            f"`{name}` must be {'None or ' if allow_none else ''}an integer >= {minimum}. "
             f"Received: {name}={value!r} of type {type(value).__name__}"
         )
     if value < minimum:
         raise ValueError(
-            f"`{name}` must be an integer >= {minimum}. Received: {name}={value}"
+            f"`{name}` must be {'None or ' if allow_none else ''}an integer >= "
+            f"{minimum}. Received: {name}={value}"
         )
     return int(value)
 

@@ -91,7 +91,7 @@ def _remainder_error(lengths, timesteps, hop, streams):
 
 
 def build_layout(
-    series_lengths,
+    segments,
     *,
     timesteps,
     hop=None,
@@ -99,22 +99,15 @@ def build_layout(
     stateful=True,
     streams=1,
     remainder="error",
-    segments=None,
 ):
-    """Compute the batch layout.
+    """Compute the batch layout of `segments`.
 
     Args:
-        series_lengths: length of each validated series.
-        segments: optional `(series, start, length)` arrays of the rows to
-            cut; defaults to every series whole.
+        segments: `(series, start, length)` arrays: the parts of the
+            validated series to cut into rows (streams) and windows.
     """
     hop = timesteps if hop is None else hop
-    if segments is None:
-        series = np.arange(len(series_lengths))
-        starts = np.zeros(len(series_lengths), dtype=np.int64)
-        lengths = np.asarray(series_lengths, dtype=np.int64)
-    else:
-        series, starts, lengths = (np.asarray(a, dtype=np.int64) for a in segments)
+    series, starts, lengths = (np.asarray(a, dtype=np.int64) for a in segments)
     dropped = 0
     if streams > 1:
         origin = np.repeat(series, streams)

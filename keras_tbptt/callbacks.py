@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from keras_tbptt._inputs import check_int
+
 
 def stateful_layers(model):
     """The stateful recurrent layers of `model`, nested ones included.
@@ -87,28 +89,16 @@ class ResetStates(keras.callbacks.Callback):
                 "Pass exactly one of `resets` (one bool per batch) and `every` "
                 f"(an integer). Received: resets={resets!r}, every={every!r}"
             )
-        if every is not None:
-            if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-                raise ValueError(
-                    f"`every` must be a positive integer. Received: every={every!r}"
-                )
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise ValueError(
-                "`batch_size` must be None or a positive integer. "
-                f"Received: batch_size={batch_size!r}"
-            )
         self.resets = _schedule(resets, "resets")
-        self.every = every
+        self.every = check_int(every, "every", allow_none=True)
         self.test_resets = _schedule(test_resets, "test_resets")
         self.predict_resets = _schedule(predict_resets, "predict_resets")
-        self.batch_size = batch_size
+        self.batch_size = check_int(batch_size, "batch_size", allow_none=True)
         self._in_fit = False
         self.reset_count = 0
 
     # -- helpers ---------------------------------------------------------
-    def _find_layers(self):
+    def _check_model(self):
         model = self.model  # on JAX, this also syncs the live training state
         layers = stateful_layers(model)
         if not layers:
@@ -145,7 +135,6 @@ class ResetStates(keras.callbacks.Callback):
                     "instead of keras.layers.LSTM, or run on the TensorFlow "
                     "backend."
                 )
-        return layers
 
     def _reset(self):
         for layer in stateful_layers(self.model):
@@ -178,7 +167,7 @@ class ResetStates(keras.callbacks.Callback):
             )
 
     def _begin(self, schedule, check_steps=True):
-        self._find_layers()
+        self._check_model()
         self._check_steps_per_execution(schedule)
         steps = (self.params or {}).get("steps")
         # Checked here, before any step runs: under JAX an error raised in

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_tbptt._inputs import check_int
 from keras_tbptt.callbacks import stateful_layers
 
 
@@ -34,10 +35,7 @@ def rebatch(model, batch_size):
     >>> single.input_shape, model.input_shape
     ((1, 20, 1), (100, 20, 1))
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
-        )
+    batch_size = check_int(batch_size, "batch_size")
     if not isinstance(model, (keras.Sequential, keras.Model)) or not model.built:
         raise TypeError(
             "`model` must be a built keras Sequential or functional Model. "

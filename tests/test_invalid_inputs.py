@@ -42,7 +42,7 @@ GOOD = np.zeros((2, 40, 1))
         (lambda: kt.naive_split(np.zeros((3, 50)), 10), ValueError, r"series\[\.\.\., None\]"),
         (lambda: kt.naive_split(GOOD, 7), ValueError, r"(?s)multiple of timesteps=7.*factors \[1, 2, 4, 5, 8, 10, 20, 40\].*remainder='pad'"),
         (lambda: kt.naive_split(GOOD, 10, remainder="trim"), ValueError, "`remainder` must be one of"),
-        (lambda: kt.naive_split(GOOD, 10, batch_size=0), ValueError, "`batch_size` must be an integer >= 1"),
+        (lambda: kt.naive_split(GOOD, 10, batch_size=0), ValueError, "`batch_size` must be None or an integer >= 1"),
         (lambda: kt.naive_split(GOOD, 10, streams=True), TypeError, "`streams` must be an integer"),
         (lambda: kt.naive_split(GOOD, 10, streams=3), ValueError, r"streams \(each series cut in 3\)"),
         (lambda: kt.naive_split(GOOD, 10, np.array([1, 2]), streams=2), ValueError,

@@ -3,16 +3,7 @@
 import keras
 from keras import ops
 
-
-def _check_steps(value, name):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"`{name}` must be None or a positive integer. "
-            f"Received: {name}={value!r}"
-        )
-    return value
+from keras_tbptt._inputs import check_int
 
 
 @keras.saving.register_keras_serializable(package="keras_tbptt")
@@ -91,8 +82,10 @@ class TBPTTLSTM(keras.layers.LSTM):
 
     def __init__(self, units, truncate_gradient=None, state_step=None, **kwargs):
         super().__init__(units, **kwargs)
-        self.truncate_gradient = _check_steps(truncate_gradient, "truncate_gradient")
-        self.state_step = _check_steps(state_step, "state_step")
+        self.truncate_gradient = check_int(
+            truncate_gradient, "truncate_gradient", allow_none=True
+        )
+        self.state_step = check_int(state_step, "state_step", allow_none=True)
         if self.unroll and (self.truncate_gradient or self.state_step):
             raise ValueError(
                 "`unroll=True` cannot be combined with `truncate_gradient` or "
