@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-tensorflow test-jax notebooks benchmarks clean
+.PHONY: install demo test test-tensorflow test-jax test-torch notebooks benchmarks clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test-tensorflow: $(STAMP)
 
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m keras tests
+
+# Optional: the Keras tests under torch (CPU build; not part of `make test`).
+test-torch: $(STAMP)
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -q -m keras tests
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_notebooks.py

@@ -68,7 +68,7 @@ def value_and_grads(layer, x, loss_fn):
     params = [v.value for v in layer.trainable_variables]
     grads = torch.autograd.grad(loss, [*params, xt])
     return (
-        float(loss),
+        float(loss.detach()),
         [g.detach().cpu().numpy() for g in grads[:-1]],
         grads[-1].detach().cpu().numpy(),
     )

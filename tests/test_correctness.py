@@ -59,17 +59,32 @@ OPTIONS = {
 }
 
 
+def assert_same_loss_and_gradients(got, expected):
+    (loss, weight_grads, input_grad), (ref_loss, ref_weight_grads, ref_input_grad) = got, expected
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    for a, b in zip([*weight_grads, input_grad], [*ref_weight_grads, ref_input_grad]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("option", list(OPTIONS))
 def test_no_truncation_equals_keras_lstm(option, x):
     reference, layer = twins(**OPTIONS[option])
-    for a, b in zip(
-        value_and_grads(reference, x, weighted_sum), value_and_grads(layer, x, weighted_sum)
-    ):
-        for expected, got in zip(np.atleast_1d(a) if np.isscalar(a) else a,
-                                 np.atleast_1d(b) if np.isscalar(b) else b):
-            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert_same_loss_and_gradients(
+        value_and_grads(layer, x, weighted_sum), value_and_grads(reference, x, weighted_sum)
+    )
     np.testing.assert_allclose(to_numpy(weighted_sum(layer(x))),
                                to_numpy(weighted_sum(reference(x))), rtol=1e-5)
+
+
+@pytest.mark.parametrize("k2", [T, 2 * T])
+def test_truncation_at_or_beyond_the_length_is_full_bptt(k2, x):
+    reference, _ = twins(return_sequences=True)
+    layer = kt.TBPTTLSTM(UNITS, truncate_gradient=k2, return_sequences=True)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    assert_same_loss_and_gradients(
+        value_and_grads(layer, x, weighted_sum), value_and_grads(reference, x, weighted_sum)
+    )
 
 
 def test_mask_and_initial_state_match_keras_lstm(x):
@@ -118,14 +133,11 @@ def test_truncated_gradients_equal_stop_gradient_reference(k2, go_backwards, ret
     layer = kt.TBPTTLSTM(UNITS, truncate_gradient=k2, **kwargs)
     layer.build(x.shape)
     layer.set_weights(reference.get_weights())
-    ref_loss, ref_grads, ref_dx = value_and_grads(
-        StopGradientReference(reference, k2), x, weighted_sum
+    got = value_and_grads(layer, x, weighted_sum)
+    assert_same_loss_and_gradients(
+        got, value_and_grads(StopGradientReference(reference, k2), x, weighted_sum)
     )
-    loss, grads, dx = value_and_grads(layer, x, weighted_sum)
-    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
-    for got, expected in zip(grads, ref_grads):
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-6)
+    dx = got[2]
     # Only the last k2 processed steps receive gradient.
     reached = np.abs(dx).sum(axis=(0, 2)) > 0
     expected_reach = np.arange(T) >= T - k2

@@ -114,6 +114,11 @@ class TBPTTLSTM(keras.layers.LSTM):
         return [w for w in weights if all(w is not s for s in states)] + states
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        if self.stateful and keras.backend.backend() == "torch":
+            # The state variables are overwritten in place after this call;
+            # torch's autograd needs the values it read kept intact (Keras'
+            # own stateful LSTM fails to train on torch for want of this).
+            initial_state = [ops.copy(s) for s in initial_state]
         timesteps = sequences.shape[1]
         cuts = {0, timesteps}
         grad_from = 0  # processed steps before this one get no gradient
