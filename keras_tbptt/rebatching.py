@@ -36,7 +36,7 @@ def rebatch(model, batch_size):
     ((1, 20, 1), (100, 20, 1))
     """
     batch_size = check_int(batch_size, "batch_size")
-    if not isinstance(model, (keras.Sequential, keras.Model)) or not model.built:
+    if not isinstance(model, keras.Model) or not model.built:
         raise TypeError(
             "`model` must be a built keras Sequential or functional Model. "
             f"Received: {type(model).__name__}"
