@@ -1,5 +1,7 @@
 """Shared plumbing of the schemes: validate, lay out, wrap in a SplitPlan."""
 
+import warnings
+
 import numpy as np
 
 from keras_tbptt._inputs import as_panel, check_choice, check_int
@@ -77,6 +79,19 @@ def make_plan(
             streams=streams,
             remainder=remainder,
         )
+        real = layout.row_series >= 0
+        covered = (layout.row_windows - 1) * layout.hop + layout.timesteps
+        if targets is not None and not targets.per_step and (
+            covered[real] > layout.row_length[real]
+        ).any():
+            warnings.warn(
+                "Zero padding follows the end of some series, and with "
+                "per-sequence targets the prediction comes after it. Put "
+                "keras.layers.Masking(mask_value=0.0) before the recurrent layer "
+                "so padded steps leave the state unchanged, or choose a "
+                "timesteps that divides every length.",
+                stacklevel=3,
+            )
         return SplitPlan(
             panel,
             targets,

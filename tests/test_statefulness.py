@@ -202,3 +202,18 @@ def test_reset_every_n_batches(reference):
     np.testing.assert_allclose(plan.unsplit(out), expected, atol=1e-5)
     states = [to_numpy(v) for v in model.layers[0].states]
     assert all(np.abs(s).max() > 0 for s in states)
+
+
+def test_per_sequence_targets_with_padding_and_masking_equal_full_pass(reference):
+    series, weights, expected = reference
+    labels = np.arange(len(series), dtype="float32")
+    with pytest.warns(UserWarning, match="Masking"):
+        plan = kt.naive_split(series, 10, labels, batch_size=2, remainder="pad")
+    layer = kt.TBPTTLSTM(stateful=True, units=UNITS)
+    model = keras.Sequential([
+        keras.Input(batch_shape=(2, 10, 2)), keras.layers.Masking(0.0), layer,
+    ])
+    layer.set_weights(weights + layer.get_weights()[3:])
+    outputs = model.predict(plan.dataset(), callbacks=plan.callbacks(), verbose=0)
+    # One output per series: the state after its last real step.
+    np.testing.assert_allclose(plan.unsplit(outputs), expected[:, -1], atol=1e-5)
