@@ -77,7 +77,7 @@ def interleaved(functions, repeats):
     """Median and min seconds of each function, run in turn `repeats` times."""
     flush = np.ones(50_000_000, dtype=np.float32)  # 200 MB, larger than caches
     times = {name: [] for name in functions}
-    for name, function in functions.items():
+    for function in functions.values():
         function()  # warm-up: imports, tf.function tracing
     for repeat in range(repeats):
         order = list(functions) if repeat % 2 == 0 else list(functions)[::-1]

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from keras_tbptt._inputs import as_panel, check_choice, check_int
+from keras_tbptt._inputs import check_choice, check_int
 from keras_tbptt._layout import build_layout
 from keras_tbptt.plan import SplitPlan
 

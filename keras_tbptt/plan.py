@@ -196,41 +196,50 @@ class SplitPlan:
                 f"`index` must be < {len(self)} (the number of batches). "
                 f"Received: index={index}"
             )
-        layout = self._layout
-        rows = self._rows(index)
-        window = layout.batch_window[index]
-        full = (layout.row_windows[rows] > window).all()
-        if self._x_windows is not None and full:
-            x = self._x_windows[rows, window]
-        else:
-            x = self._gather(self._panel.arrays, index, self._panel.arrays[0].dtype)
+        return (self._batch_x(index), *self._batch_targets(index))
+
+    def _full(self, rows, window):
+        """Whether every row of the batch has this window (no filler, no gap)."""
+        return (self._layout.row_windows[rows] > window).all()
+
+    def _batch_x(self, index):
+        rows, window = self._rows(index), self._layout.batch_window[index]
+        if self._x_windows is not None and self._full(rows, window):
+            return self._x_windows[rows, window]
+        return self._gather(self._panel.arrays, index, self._panel.arrays[0].dtype)
+
+    def _batch_targets(self, index):
+        """`(y, sample_weight)` of batch `index`; `(None, None)` without targets."""
         if self._targets is None:
-            return x, None, None
+            return None, None
+        layout = self._layout
+        rows, window = self._rows(index), layout.batch_window[index]
         if self._targets.per_step:
-            if self._y_windows is not None and full:
+            if self._y_windows is not None and self._full(rows, window):
                 y = self._y_windows[rows, window]
             else:
                 y = self._gather(self._targets.arrays, index, self._targets.dtype)
-            weight = self._step_mask(rows, window).astype(np.float32)
-        else:
-            series = layout.row_series[rows]
-            y = self._targets.per_sequence[np.maximum(series, 0)].copy()
-            y[series < 0] = 0
-            last = layout.row_windows[rows] - 1 == window
-            weight = (last & (series >= 0)).astype(np.float32)
-            if self._targets.squeeze:
-                y = y[:, 0]
-        return x, y, weight
+            return y, self._step_mask(rows, window).astype(np.float32)
+        series = layout.row_series[rows]
+        y = self._targets.per_sequence[np.maximum(series, 0)].copy()
+        y[series < 0] = 0
+        last = layout.row_windows[rows] - 1 == window
+        weight = (last & (series >= 0)).astype(np.float32)
+        return (y[:, 0] if self._targets.squeeze else y), weight
 
     def batches(self):
         """Iterate over all batches in order (see `batch`)."""
         return (self.batch(i) for i in range(len(self)))
 
     def _stack(self, part):
-        if part == 0 and self._x_windows is not None and self._x_windows.shape[1] == 1:
-            return self._x_windows[:, 0]  # one window per row: plan order is row order
-        values = [b[part] for b in self.batches()]
-        return None if values[0] is None else np.concatenate(values)
+        """Concatenate one part (0: x, 1: y, 2: sample_weight) of every batch."""
+        if part == 0:
+            if self._x_windows is not None and self._x_windows.shape[1] == 1:
+                return self._x_windows[:, 0]  # one window per row: plan order is row order
+            return np.concatenate([self._batch_x(i) for i in range(len(self))])
+        if self._targets is None:
+            return None
+        return np.concatenate([self._batch_targets(i)[part - 1] for i in range(len(self))])
 
     @property
     def x(self):

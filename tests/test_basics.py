@@ -92,7 +92,7 @@ def test_unsplit_inverts_the_layout(series):
     plan = kt.naive_split(series, 10, batch_size=2)
     back = plan.unsplit(plan.x)
     if isinstance(series, list):
-        for original, restored in zip(series, back):
+        for original, restored in zip(series, back, strict=True):
             np.testing.assert_array_equal(restored[:, 0], original)
     else:
         np.testing.assert_array_equal(back.reshape(np.shape(series)), series)

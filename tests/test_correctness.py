@@ -62,7 +62,7 @@ OPTIONS = {
 def assert_same_loss_and_gradients(got, expected):
     (loss, weight_grads, input_grad), (ref_loss, ref_weight_grads, ref_input_grad) = got, expected
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
-    for a, b in zip([*weight_grads, input_grad], [*ref_weight_grads, ref_input_grad]):
+    for a, b in zip([*weight_grads, input_grad], [*ref_weight_grads, ref_input_grad], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
@@ -151,7 +151,7 @@ def test_truncation_does_not_change_the_forward_pass(x):
     layer = kt.TBPTTLSTM(UNITS, truncate_gradient=3, return_sequences=True, return_state=True)
     layer.build(x.shape)
     layer.set_weights(reference.get_weights())
-    for got, expected in zip(layer(x), reference(x)):
+    for got, expected in zip(layer(x), reference(x), strict=True):
         np.testing.assert_allclose(to_numpy(got), to_numpy(expected), atol=1e-6)
 
 
