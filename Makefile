@@ -9,13 +9,13 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[jax,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[jax,dev,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m keras_tbptt.demo
+	$(BIN)/python -m keras_tbptt.apps.demo
 
 # The whole suite under TensorFlow, then the Keras-facing tests under JAX
 # (Keras' own stateful RNNs lose their states there: prove ours do not).

@@ -1,36 +1,41 @@
 """keras_tbptt: truncated backpropagation through time for Keras 3 LSTMs.
 
-The data schemes (`naive_split` and friends) and `SplitPlan` are numpy and
-pandas only; the Keras parts (`TBPTTLSTM`, `rebatch`, `callbacks`,
-`layers`, `dataset`) are imported on first use, so `import keras_tbptt`
-does not start TensorFlow or JAX.
+The package is grouped by role:
 
-`keras.models.load_model` needs `TBPTTLSTM` registered: it is when Keras
-was imported before keras_tbptt, or after any use of `keras_tbptt.TBPTTLSTM`
-(or `import keras_tbptt.layers`).
+- `core/`: numpy/pandas only: input validation (`inputs`), the stateful
+  batch layout (`layout`), `SplitPlan` (`plan`) and `plot_layout`.
+- `schemes/`: one module per splitting scheme, each returning a `SplitPlan`.
+- `timesteps/`: choosing `timesteps`: `suggest_timesteps` (ACF/PACF) and
+  `grid_search`.
+- `layers/` and `training/`: the Keras side: `TBPTTLSTM`, the reset
+  callbacks, the plan's dataset, `rebatch` and `forecast`.
+- `apps/`: the `keras-tbptt` command line and `make demo`.
+
+The data side imports no Keras: the Keras names below load on first use,
+so `import keras_tbptt` does not start TensorFlow or JAX. `TBPTTLSTM` is
+registered for `keras.models.load_model` as soon as Keras is imported,
+whichever of the two packages is imported first.
 """
 
-import importlib
-import sys
+from keras_tbptt import _lazy
+from keras_tbptt.core.plan import SplitPlan
+from keras_tbptt.core.plot_layout import plot_layout
+from keras_tbptt.schemes.as_is import as_is
+from keras_tbptt.schemes.decoupled_split import decoupled_split
+from keras_tbptt.schemes.naive_split import naive_split
+from keras_tbptt.schemes.one_step import one_step
+from keras_tbptt.schemes.random_windows import random_windows
+from keras_tbptt.schemes.truncate import truncate
 
-from keras_tbptt.as_is import as_is
-from keras_tbptt.decoupled_split import decoupled_split
-from keras_tbptt.naive_split import naive_split
-from keras_tbptt.one_step import one_step
-from keras_tbptt.plan import SplitPlan
-from keras_tbptt.plot_layout import plot_layout
-from keras_tbptt.random_windows import random_windows
-from keras_tbptt.truncate import truncate
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
-
+# name -> (module, attribute): imported on first access (they need Keras).
 _LAZY = {
-    "TBPTTLSTM": ("keras_tbptt.layers", "TBPTTLSTM"),
-    "rebatch": ("keras_tbptt.rebatching", "rebatch"),
-    "ResetStates": ("keras_tbptt.callbacks", "ResetStates"),
-    "callbacks": ("keras_tbptt.callbacks", None),
+    "TBPTTLSTM": ("keras_tbptt.layers.tbptt_lstm", "TBPTTLSTM"),
+    "ResetStates": ("keras_tbptt.training.callbacks", "ResetStates"),
+    "PlanDataset": ("keras_tbptt.training.dataset", "PlanDataset"),
+    "rebatch": ("keras_tbptt.training.rebatch", "rebatch"),
     "layers": ("keras_tbptt.layers", None),
-    "dataset": ("keras_tbptt.dataset", None),
 }
 
 __all__ = [
@@ -45,20 +50,5 @@ __all__ = [
     *_LAZY,
 ]
 
-
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'keras_tbptt' has no attribute {name!r}")
-    module_name, attribute = _LAZY[name]
-    module = importlib.import_module(module_name)
-    return module if attribute is None else getattr(module, attribute)
-
-
-def __dir__():
-    return sorted(__all__)
-
-
-if "keras" in sys.modules:
-    # Keras is loaded already, so registering TBPTTLSTM (for load_model)
-    # costs nothing; otherwise it registers on first use of a Keras part.
-    importlib.import_module("keras_tbptt.layers")
+__getattr__, __dir__ = _lazy.module_getattr(__name__, _LAZY, __all__)
+_lazy.register_layers_when_keras_loads()

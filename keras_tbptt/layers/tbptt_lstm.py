@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_tbptt._inputs import check_int
+from keras_tbptt.core.inputs import check_int
 
 
 @keras.saving.register_keras_serializable(package="keras_tbptt")

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_tbptt._inputs import check_int
+from keras_tbptt.core.inputs import check_int
 
 
 def stateful_layers(model):

@@ -4,9 +4,9 @@ import warnings
 
 import numpy as np
 
-from keras_tbptt._inputs import check_choice, check_int
-from keras_tbptt._layout import build_layout
-from keras_tbptt.plan import SplitPlan
+from keras_tbptt.core.inputs import check_choice, check_int
+from keras_tbptt.core.layout import build_layout
+from keras_tbptt.core.plan import SplitPlan
 
 REMAINDERS = ("error", "pad", "drop")
 

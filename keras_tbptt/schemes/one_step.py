@@ -1,7 +1,7 @@
 """Scheme 5: TBPTT(1, 1), one step per sample."""
 
-from keras_tbptt._build import make_plan, validate_layout_args
-from keras_tbptt._inputs import as_panel
+from keras_tbptt.core.build import make_plan, validate_layout_args
+from keras_tbptt.core.inputs import as_panel
 
 
 def one_step(

@@ -2,8 +2,8 @@
 
 import warnings
 
-from keras_tbptt._build import make_plan
-from keras_tbptt._inputs import as_panel, check_int
+from keras_tbptt.core.build import make_plan
+from keras_tbptt.core.inputs import as_panel, check_int
 
 PRACTICAL_BPTT_LIMIT = 400
 

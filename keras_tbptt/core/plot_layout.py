@@ -30,7 +30,7 @@ def plot_layout(plan, *, max_batches=24, max_rows=16):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    from keras_tbptt.plan import SplitPlan
+    from keras_tbptt.core.plan import SplitPlan
 
     if not isinstance(plan, SplitPlan):
         raise TypeError(f"`plan` must be a SplitPlan. Received: {type(plan).__name__}")

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from keras_tbptt._inputs import check_int
+from keras_tbptt.core.inputs import check_int
 
 
 class SplitPlan:
@@ -438,7 +438,7 @@ class SplitPlan:
         (for example `fit(shuffle=True)`, Keras' default for a finite
         dataset: pass `shuffle=False`).
         """
-        from keras_tbptt.dataset import PlanDataset
+        from keras_tbptt.training.dataset import PlanDataset
 
         return PlanDataset(self)
 
@@ -450,9 +450,9 @@ class SplitPlan:
                 `fit`, if any; its reset schedule is used during validation.
 
         Returns:
-            A list with one `keras_tbptt.callbacks.ResetStates`.
+            A list with one `keras_tbptt.ResetStates`.
         """
-        from keras_tbptt.callbacks import ResetStates
+        from keras_tbptt.training.callbacks import ResetStates
 
         if validation is not None and not isinstance(validation, SplitPlan):
             raise TypeError(

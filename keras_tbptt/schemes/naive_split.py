@@ -1,7 +1,7 @@
 """Scheme 2: cut long series into contiguous fixed-length chunks."""
 
-from keras_tbptt._build import check_timesteps, make_plan, validate_layout_args
-from keras_tbptt._inputs import as_panel
+from keras_tbptt.core.build import check_timesteps, make_plan, validate_layout_args
+from keras_tbptt.core.inputs import as_panel
 
 
 def naive_split(

@@ -2,8 +2,8 @@
 
 import keras
 
-from keras_tbptt._inputs import check_int
-from keras_tbptt.callbacks import stateful_layers
+from keras_tbptt.core.inputs import check_int
+from keras_tbptt.training.callbacks import stateful_layers
 
 
 def rebatch(model, batch_size):

@@ -1,0 +1,58 @@
+"""Lazy Keras imports and load_model registration, whatever the import order."""
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
+_LAYERS = "keras_tbptt.layers"
+
+
+def module_getattr(package, lazy, public):
+    """`__getattr__` and `__dir__` for a package whose `lazy` names load on use."""
+
+    def __getattr__(name):
+        if name not in lazy:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        module_name, attribute = lazy[name]
+        module = importlib.import_module(module_name)
+        return module if attribute is None else getattr(module, attribute)
+
+    def __dir__():
+        return sorted(public)
+
+    return __getattr__, __dir__
+
+
+class _AfterKerasImport(importlib.abc.MetaPathFinder):
+    """Registers `TBPTTLSTM` right after `keras` finishes importing.
+
+    `keras.models.load_model` finds custom layers only in its registry and
+    imports modules of Keras' own packages alone, so a model saved with a
+    `TBPTTLSTM` loads only if the layer was registered first. Importing the
+    layer eagerly would start a backend on `import keras_tbptt`; this hook
+    waits for the user's own `import keras` instead.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "keras":
+            return None
+        sys.meta_path.remove(self)  # fire once; also avoids finding ourselves
+        spec = importlib.util.find_spec("keras")
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module):
+            exec_module(module)
+            importlib.import_module(_LAYERS)
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
+def register_layers_when_keras_loads():
+    if "keras" in sys.modules:
+        importlib.import_module(_LAYERS)
+    elif not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterKerasImport())

@@ -1,0 +1,1 @@
+"""Entry points: the `keras-tbptt` command line and the demo."""

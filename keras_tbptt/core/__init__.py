@@ -1,0 +1,4 @@
+"""The numpy/pandas core: inputs, the stateful layout and `SplitPlan`.
+
+No Keras import anywhere below this folder.
+"""

@@ -1,0 +1,1 @@
+"""The splitting schemes, one per module; each returns a `SplitPlan`."""

@@ -1,0 +1,1 @@
+"""Choosing `timesteps`: statistics (ACF/PACF) and grid search."""

@@ -1,0 +1,1 @@
+"""The Keras side of training: reset callbacks, the plan's dataset, rebatching."""

@@ -1,0 +1,46 @@
+"""`keras.models.load_model` finds TBPTTLSTM whatever the import order."""
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.keras
+
+SAVE = """
+import keras, numpy as np, keras_tbptt as kt
+model = keras.Sequential([keras.Input((5, 2)), kt.TBPTTLSTM(3, truncate_gradient=2)])
+model.save({path!r})
+np.save({path!r} + ".npy", model.predict(np.ones((1, 5, 2), "float32"), verbose=0))
+"""
+
+LOAD = {
+    "keras_tbptt_first": "import keras_tbptt\nimport keras",
+    "keras_first": "import keras\nimport keras_tbptt",
+    "keras_only": "import keras",
+}
+
+
+@pytest.mark.parametrize("imports", list(LOAD.values()), ids=list(LOAD))
+def test_load_model_in_a_fresh_process(tmp_path, imports):
+    path = str(tmp_path / "model.keras")
+    run = lambda code: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    saved = run(SAVE.format(path=path))
+    assert saved.returncode == 0, saved.stderr[-2000:]
+    load = imports + f"""
+import numpy as np
+model = keras.models.load_model({path!r})
+layer = model.layers[0]
+print(type(layer).__name__, layer.truncate_gradient)
+out = model.predict(np.ones((1, 5, 2), "float32"), verbose=0)
+print(np.allclose(out, np.load({path!r} + ".npy")))
+"""
+    loaded = run(load)
+    if imports == LOAD["keras_only"]:
+        # Without keras_tbptt nothing can register the class: Keras must say so.
+        assert loaded.returncode != 0 and "TBPTTLSTM" in loaded.stderr
+    else:
+        assert loaded.returncode == 0, loaded.stderr[-2000:]
+        assert loaded.stdout.split() == ["TBPTTLSTM", "2", "True"]
