@@ -102,9 +102,9 @@ def test_unsplit_of_pandas_keeps_the_index():
     index = pd.date_range("2020-01-01", periods=12, freq="D")
     frame = pd.DataFrame({"a": np.arange(12.0), "b": np.arange(12.0) * 2}, index=index)
     plan = kt.naive_split(frame, 4, "b")
-    back = plan.unsplit(plan.y)
-    assert isinstance(back, pd.DataFrame) and back.index.equals(index)
-    np.testing.assert_array_equal(back[0].to_numpy(), frame["b"].to_numpy())
+    back = plan.unsplit(plan.y)  # one target column: a Series with its name
+    assert isinstance(back, pd.Series) and back.index.equals(index) and back.name == "b"
+    np.testing.assert_array_equal(back.to_numpy(), frame["b"].to_numpy())
     assert plan.n_features == 1  # the target column is not a feature
 
 
@@ -122,7 +122,7 @@ def test_long_format_with_ids_and_time():
     np.testing.assert_array_equal(x[0], [5.0, 4.0, 3.0])
     np.testing.assert_array_equal(x[1], [6.0, 7.0, 8.0])
     back = plan.unsplit(plan.x)
-    np.testing.assert_array_equal(back.loc[frame.index, 0].to_numpy(), frame["v"].to_numpy())
+    np.testing.assert_array_equal(back.loc[frame.index, "v"].to_numpy(), frame["v"].to_numpy())
 
 
 def test_per_sequence_targets_weight_only_the_last_chunk(rng):
@@ -245,18 +245,60 @@ def test_integer_input_becomes_float_without_warnings():
     assert plan.x.dtype == np.float32
 
 
-def test_plot_layout_draws_every_sample_and_reset():
+def _drawn(axis, gid=None):
+    return [p for p in axis.patches if p.get_gid() == gid]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: kt.naive_split(np.ones((5, 46, 1)), 10, np.ones((5, 46, 1)), batch_size=2,
+                               remainder="pad"),
+        lambda: kt.decoupled_split(np.ones((3, 100, 1)), 10, 30, np.ones((3, 100, 1)),
+                                   batch_size=2),
+        lambda: kt.naive_split(np.ones(400), 20, np.ones(400), streams=4),
+    ],
+    ids=["padding_and_filler", "overlapping_windows", "streams"],
+)
+def test_plot_layout_draws_every_sample_weight_and_reset(make):
+    import matplotlib
+    import matplotlib.colors as mcolors
+
+    matplotlib.use("Agg")
+    plan = make()
+    figure = kt.plot_layout(plan)
+    left, right = figure.axes
+    real = plan.positions[:, 0] >= 0
+    assert len(right.patches) == plan.n_samples
+    grey = [p for p in right.patches if mcolors.same_color(p.get_facecolor()[:3], "lightgrey")]
+    assert len(grey) == (~real).sum()
+    assert len(right.lines) == plan.resets.sum()
+    assert len(_drawn(left)) == real.sum()  # one light box per real sample
+    # The filled parts are exactly the weighted steps, overlaps included.
+    assert sum(p.get_width() for p in _drawn(left, "weighted")) == plan.sample_weight.sum()
+    # One red tick where each row (series or stream) starts from a reset state.
+    ticks = sorted(line.get_xdata()[0] for line in left.lines if line.get_gid() == "reset")
+    layout = plan._layout
+    assert ticks == sorted(layout.row_start[layout.row_series >= 0].tolist())
+    assert figure.texts[0].get_text().endswith("all drawn")
+
+
+def test_plot_layout_says_what_it_leaves_out_and_uses_dates():
     import matplotlib
 
     matplotlib.use("Agg")
-    plan = kt.naive_split(np.zeros((5, 46, 1)), 10, batch_size=2, remainder="pad")
+    index = pd.date_range("2001-01-01", periods=600, freq="D")
+    frame = pd.DataFrame(np.ones((600, 40)), index=index)
+    plan = kt.naive_split(frame, 50, batch_size=16, wide=True)
     figure = kt.plot_layout(plan)
+    note = figure.texts[0].get_text()
+    assert "first 24 of 36 batches" in note and "32 of 40 series" in note
     left, right = figure.axes
-    assert len(right.patches) == plan.n_samples  # 15 batches x 2 rows
-    assert len(left.patches) == (plan.positions[:, 0] >= 0).sum()
-    assert len(right.lines) == plan.resets.sum()
-    fillers = [t.get_text() for t in right.texts].count("filler")
-    assert fillers == (plan.positions[:, 0] < 0).sum()
+    assert not right.texts  # too many boxes for readable labels
+    figure.canvas.draw()
+    labels = [t.get_text() for t in left.get_xticklabels() if t.get_text()]
+    assert labels and all(label.startswith("200") for label in labels)
+    assert left.get_xlabel() == "time"
 
 
 def test_huge_finite_values_are_not_mistaken_for_inf():

@@ -8,6 +8,7 @@ keras = pytest.importorskip("keras")
 import keras_tbptt as kt  # noqa: E402
 
 pytestmark = pytest.mark.keras
+PLAN = kt.naive_split(np.zeros((2, 10, 1)), 5)
 
 
 @pytest.mark.parametrize(
@@ -21,8 +22,16 @@ pytestmark = pytest.mark.keras
         (lambda: kt.TBPTTLSTM(4, truncate_gradient=3, unroll=True), ValueError, "`unroll=True` cannot"),
         (lambda: kt.TBPTTLSTM(4, state_step=9)(np.zeros((1, 5, 1), "float32")), ValueError,
          r"`state_step` must be <= the number of timesteps\. Received: state_step=9, timesteps=5"),
-        (lambda: kt.ResetStates(), ValueError, "exactly one of `resets`"),
+        (lambda: kt.ResetStates(), ValueError, "exactly one of `resets`, `every` and `plan`"),
         (lambda: kt.ResetStates([True], every=2), ValueError, "exactly one of `resets`"),
+        (lambda: kt.ResetStates([True], plan=PLAN), ValueError, "exactly one of `resets`"),
+        (lambda: kt.ResetStates(plan="plan"), TypeError,
+         "`plan` must be a SplitPlan.*Received: plan of type str"),
+        (lambda: kt.ResetStates(plan=PLAN, validation=np.zeros(3)), TypeError,
+         "`validation` must be a SplitPlan"),
+        (lambda: kt.ResetStates(every=2, validation=PLAN), ValueError, "`validation` needs `plan`"),
+        (lambda: kt.ResetStates(plan=PLAN, batch_size=2), ValueError,
+         "`plan` sets the schedules and the batch size; do not also pass `batch_size`"),
         (lambda: kt.ResetStates(every=0), ValueError, "`every` must be None or an integer >= 1"),
         (lambda: kt.ResetStates([1, 0]), ValueError, "`resets` must be a non-empty 1-D sequence of booleans"),
         (lambda: kt.ResetStates([True], batch_size=0), ValueError, "`batch_size` must be None or an integer >= 1"),
@@ -46,10 +55,17 @@ def test_more_batches_than_the_schedule():
         kt.TBPTTLSTM(3, stateful=True, return_sequences=True),
     ])
     callback = kt.ResetStates(plan.resets[:2], batch_size=2)
-    with pytest.raises(ValueError, match=r"(?s)more batches than the reset schedule.*at most 2 batches.*Received: 4 batches"):
+    # The plan's dataset compares the schedules before Keras reads a batch.
+    with pytest.raises(ValueError, match=r"(?s)does not match the prediction data.*"
+                       r"Expected: data of 2 batches.*Received: plan.dataset\(\) of 4 batches"):
         model.predict(plan.dataset(), callbacks=[callback], verbose=0)
+    # Arrays: the callback counts the batches itself.
+    with pytest.raises(ValueError, match=r"(?s)does not match the prediction data.*Expected: 2 batches.*Received: 4 batches"):
+        model.predict(plan.x, batch_size=2, callbacks=[callback], verbose=0)
     model.compile(loss="mse")
     with pytest.raises(ValueError, match=r"(?s)Expected: 2 batches per epoch.*Received: 4 steps"):
+        model.fit(plan.x, plan.y, batch_size=2, shuffle=False, callbacks=[callback], verbose=0)
+    with pytest.raises(ValueError, match=r"(?s)does not match the training data.*Expected: data of 2 batches"):
         model.fit(plan.dataset(), shuffle=False, callbacks=[callback], verbose=0)
 
 

@@ -1,14 +1,20 @@
-"""`make demo`: forecast weekly CO2 with truncated BPTT, end to end.
+"""`make demo`: choose timesteps from the data, then forecast weekly CO2.
 
 Uses the Mauna Loa weekly CO2 series that ships with statsmodels (2,284
-weeks, 59 of them missing): interpolates the gaps, splits the series by time
-into training and validation plans, trains a stateful `TBPTTLSTM` with
-TBPTT(k1=26, k2=52) (52-week windows that
-advance by 26 weeks) on batches of 4 contiguous streams, predicts the
-validation weeks and compares the one-week-ahead error with the persistence
-forecast ("next week equals this week").
+weeks, 59 of them missing), end to end with the domain-specific split:
 
-Run: `python -m keras_tbptt.demo [--epochs N] [--plot PATH]`.
+1. `suggest_timesteps` reads the ACF/PACF of the series (differenced first:
+   it trends) and prints the rule that chose the length; the ACF/PACF
+   figure is saved with the chosen lag marked.
+2. `domain_split` cuts the weekly changes into chunks of that length, on
+   4 contiguous streams, and the plan is split by time into training and
+   validation.
+3. A stateful `TBPTTLSTM` is trained on the plan's batches with its reset
+   callbacks; its one-week-ahead error on the validation weeks is compared
+   with the persistence forecast ("next week equals this week"), and the
+   forecast figure is saved beside the ACF/PACF figure.
+
+Run: `python -m keras_tbptt demo [--epochs N] [--out-dir DIR]`.
 """
 
 import argparse
@@ -28,12 +34,15 @@ def load_co2():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--plot", default=os.path.join("demo_output", "co2_forecast.png"),
-                        help="where to save the figure ('' to skip)")
+    parser.add_argument("--out-dir", default="demo_output",
+                        help="where to save the figures ('' to skip them)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the output readable
 
+    import matplotlib
+
+    matplotlib.use("Agg")
     import keras
 
     import keras_tbptt as kt
@@ -43,33 +52,38 @@ def main(argv=None):
     print(f"Data: statsmodels co2, {len(co2)} weekly values "
           f"{co2.index[0]:%Y-%m-%d} .. {co2.index[-1]:%Y-%m-%d}, "
           f"{int(co2.isna().sum())} missing (interpolated).")
+
+    print("\n1. Timesteps from the ACF/PACF (kt.suggest_timesteps)")
+    suggestion = kt.suggest_timesteps(co2, nan="interpolate")
+    print("   " + str(suggestion).replace("\n", "\n   "))
+    if args.out_dir:
+        _save(suggestion.plot(), os.path.join(args.out_dir, "co2_acf_pacf.png"))
+
     level = co2.interpolate(limit_direction="both").to_numpy()
     change = np.diff(level)  # learn next week's change from this week's
     scale = change.std()
     inputs, targets = change[:-1] / scale, change[1:] / scale
 
-    plan = kt.decoupled_split(
-        inputs, k1=26, k2=52, targets=targets, streams=4, remainder="pad"
-    )
+    print("\n2. Domain-specific split of the weekly changes (kt.domain_split)")
+    plan = kt.domain_split(inputs, targets, streams=4)
     train, validation = plan.validation_split(0.2)
-    print(f"Plan: TBPTT(k1=26, k2=52) over 4 streams -> {plan}")
-    print(f"  training:   {train}")
-    print(f"  validation: {validation}  (the last 20% of the weeks)")
+    print(f"   plan:       {plan!r}".replace("\n", "\n   "))
+    print(f"   training:   {train}")
+    print(f"   validation: {validation}  (the last 20% of the weeks)")
 
     model = keras.Sequential([
         keras.Input(batch_shape=(plan.batch_size, plan.timesteps, 1)),
         kt.TBPTTLSTM(32, stateful=True, return_sequences=True, **plan.layer_kwargs),
         keras.layers.Dense(1),
     ])
-    # Average over the weighted steps only: with overlapping windows half the
-    # steps have weight 0, which Keras' default reduction would count.
+    # Average over the weighted steps only: padding and filler rows have
+    # weight 0, which Keras' default reduction would count.
     model.compile(
         loss=keras.losses.MeanSquaredError(reduction="mean_with_sample_weight"),
         optimizer=keras.optimizers.Adam(0.003, clipnorm=1.0),
     )
-    print(f"Model: TBPTTLSTM(32, stateful=True, {plan.layer_kwargs}) + Dense(1): "
-          "the state carried to the next batch is the one after 26 steps, where "
-          f"the next window starts; training {args.epochs} epochs ...")
+    print(f"\n3. Stateful TBPTTLSTM(32) + Dense(1), {args.epochs} epochs with the "
+          "plan's reset callbacks")
 
     class Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -100,13 +114,9 @@ def main(argv=None):
     print(f"Validation, {held.sum()} weeks: one-week-ahead RMSE {rmse:.3f} ppm, "
           f"persistence {baseline:.3f} ppm (ratio {rmse / baseline:.2f}).")
 
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
+    if args.out_dir:
         import matplotlib.pyplot as plt
 
-        os.makedirs(os.path.dirname(args.plot) or ".", exist_ok=True)
         weeks = co2.index[steps + 2]
         figure, axis = plt.subplots(figsize=(9, 3.5))
         axis.plot(weeks, truth, label="observed", color="black", linewidth=1)
@@ -114,10 +124,15 @@ def main(argv=None):
         axis.set(ylabel="CO2 (ppm)", title="One-week-ahead forecast, validation weeks")
         axis.legend()
         figure.tight_layout()
-        figure.savefig(args.plot, dpi=110)
-        print(f"Figure: {args.plot}")
+        _save(figure, os.path.join(args.out_dir, "co2_forecast.png"))
     print(f"Done in {time.perf_counter() - started:.0f} s.")
     return rmse, baseline
+
+
+def _save(figure, path):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    figure.savefig(path, dpi=110)
+    print(f"   figure: {path}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,26 @@ from keras_tbptt.core.layout import build_layout
 from keras_tbptt.core.plan import SplitPlan
 
 REMAINDERS = ("error", "pad", "drop")
+# Warn when more than this share of the rows of a stateful plan are filler.
+FILLER_SHARE_LIMIT = 0.5
+
+
+def _warn_filler(layout, real):
+    """Filler rows cost compute and dilute the loss: warn when they dominate."""
+    rows, fillers = len(real), int((~real).sum())
+    if not layout.stateful or fillers / rows <= FILLER_SHARE_LIMIT:
+        return
+    n_real = rows - fillers
+    series = len(set(layout.row_series[real].tolist()))
+    streams = max(1, layout.batch_size // series)
+    warnings.warn(
+        f"{fillers} of {rows} rows ({fillers / rows:.0%}) are filler rows "
+        f"(zeros, sample_weight 0): batch_size={layout.batch_size} with only "
+        f"{n_real} real rows ({series} series x {layout.streams} streams). "
+        f"Pass streams={streams} to cut each series into {streams} contiguous "
+        "streams that fill the batch, or a smaller batch_size.",
+        stacklevel=5,
+    )
 
 
 def validate_layout_args(batch_size, streams, remainder):
@@ -29,6 +49,12 @@ def check_timesteps(timesteps, panel, name="timesteps", remainder="error"):
                 f" A 2-D array is one series [length, features]; for "
                 f"{int(lengths[0])} univariate series of {panel.n_features} "
                 "steps pass series[..., None] ([n_series, length, 1])."
+            )
+        elif panel.kind == "3d" and panel.n_series > lengths[0]:
+            hint = (
+                f" A 3-D array is [n_series, length, features]: here "
+                f"{panel.n_series} series of {int(lengths[0])} steps; if it is "
+                "[length, n_series, features], pass np.swapaxes(series, 0, 1)."
             )
         raise ValueError(
             f"`{name}` must be <= the series length "
@@ -80,6 +106,7 @@ def make_plan(
             remainder=remainder,
         )
         real = layout.row_series >= 0
+        _warn_filler(layout, real)
         covered = (layout.row_windows - 1) * layout.hop + layout.timesteps
         if targets is not None and not targets.per_step and (
             covered[real] > layout.row_length[real]

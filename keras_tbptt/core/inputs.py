@@ -8,6 +8,9 @@ original layout. Pure numpy/pandas: no Keras import here.
 
 from dataclasses import dataclass, field
 
+import re
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -25,6 +28,9 @@ class Panel:
     ids: list = None  # series ids of a long-format frame
     steps: list = None  # original step numbers when nan="drop" removed some
     original_lengths: np.ndarray = None
+    columns: list = None  # feature labels of pandas input, for `unsplit`
+    one_column: bool = False  # a pandas Series: `unsplit` returns a Series
+    id_name: object = "id"  # name of the ids (the `id_col`) for `unsplit`
 
     @property
     def n_series(self):
@@ -47,6 +53,9 @@ class Targets:
     per_sequence: np.ndarray = None  # [n_series, target_features]
     stacked: np.ndarray = None  # per step: [n, length, features] view
     squeeze: bool = field(default=False)  # user gave 1-D per-sequence targets
+    columns: list = None  # labels of pandas targets, for `unsplit`
+    one_column: bool = False  # a pandas Series or one column name
+    observed: list = None  # per step: [length_i, 1] float, 0 where NaN
 
     @property
     def per_step(self):
@@ -139,6 +148,43 @@ def _as_2d(array, name, where=""):
     )
 
 
+# Column names that usually hold the time of a row (tokens of the name).
+TIME_LIKE_NAMES = {"time", "date", "datetime", "timestamp", "step", "t", "ts"}
+
+# 3-D reading check: at least this many series per step before looking.
+TRANSPOSED_MIN_RATIO = 10
+# ... and neighbouring steps must differ this many times more than
+# neighbouring series (a time axis is smoother than a series axis).
+TRANSPOSED_SMOOTHNESS = 4.0
+
+
+def _is_time_like(name, values):
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
+        return True
+    tokens = re.split(r"[^0-9a-z]+", str(name).lower())
+    return any(token in TIME_LIKE_NAMES for token in tokens)
+
+
+def _warn_row_order(frame, id_col, target_cols, name):
+    """`id_col` without `time_col`: row order is time order; say so if time is there."""
+    unused = [
+        c for c in frame.columns
+        if c != id_col and c not in target_cols and _is_time_like(c, frame[c])
+    ]
+    if isinstance(frame.index, (pd.DatetimeIndex, pd.PeriodIndex)):
+        unused.insert(0, "the index (a DatetimeIndex)")
+    if unused:
+        warnings.warn(
+            f"`{name}` is split by `id_col`={id_col!r} without `time_col`, so "
+            "the row order within each id is taken as the time order, while "
+            f"{unused[:3]} look like time and are not used to order the rows. "
+            "Pass `time_col=` to sort by it (for the index: "
+            "frame.reset_index() first), or sort the rows and drop the time "
+            "column to silence this warning.",
+            stacklevel=5,
+        )
+
+
 def _long_format(frame, id_col, time_col, target_cols, name):
     for arg, col in (("id_col", id_col), ("time_col", time_col)):
         if col is not None and col not in frame.columns:
@@ -146,6 +192,8 @@ def _long_format(frame, id_col, time_col, target_cols, name):
                 f"`{arg}` must name a column of `{name}`. Received: "
                 f"{arg}={col!r}; columns are {list(frame.columns)}"
             )
+    if id_col is not None and time_col is None:
+        _warn_row_order(frame, id_col, target_cols, name)
     if time_col is not None and id_col is None:
         frame = frame.sort_values(time_col, kind="stable")
     groups = (
@@ -172,6 +220,14 @@ def _long_format(frame, id_col, time_col, target_cols, name):
             f"time_col and the target columns. Received columns: "
             f"{list(frame.columns)}"
         )
+    if id_col is None and len(feature_cols) > len(frame):
+        warnings.warn(
+            f"`{name}` is a DataFrame of {len(frame)} rows and "
+            f"{len(feature_cols)} columns, read as one series of {len(frame)} "
+            f"steps with {len(feature_cols)} features (rows are time steps). "
+            "If every column is a series of its own, pass wide=True.",
+            stacklevel=4,
+        )
     arrays, targets, index, ids = [], [], [], []
     for key, group in groups:
         if time_col is not None:
@@ -192,7 +248,74 @@ def _long_format(frame, id_col, time_col, target_cols, name):
             )
         index.append(group.index)  # row labels, so results join back
         ids.append(key)
-    return arrays, (targets or None), index, (ids if id_col else None)
+    return arrays, (targets or None), index, (ids if id_col else None), feature_cols
+
+
+def _wide_format(frame, name):
+    """A DataFrame whose columns are univariate series sharing the index."""
+    if frame.columns.has_duplicates:
+        raise ValueError(
+            f"With wide=True the columns of `{name}` name the series and must "
+            f"be unique. Received duplicates: "
+            f"{frame.columns[frame.columns.duplicated()].unique().tolist()[:5]}"
+        )
+    text = [
+        c for c in frame.columns
+        if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
+    ]
+    if text:
+        raise TypeError(
+            f"With wide=True every column of `{name}` is a series and must be "
+            f"numeric; {text} are not."
+        )
+    values = _as_numeric(frame.to_numpy(), name)
+    stacked = np.swapaxes(values, 0, 1)[:, :, None]  # [n_series, length, 1] view
+    return stacked, [frame.index] * frame.shape[1], list(frame.columns)
+
+
+def _warn_implausible_array(values, name):
+    """Warn when Keras' reading of a plain array is unlikely to be meant.
+
+    2-D: `[length, features]` with more features than steps is most likely
+    `[n_series, length]`. 3-D: `[n_series, length, features]` with at least
+    `TRANSPOSED_MIN_RATIO` times more series than steps, where neighbouring
+    steps differ `TRANSPOSED_SMOOTHNESS` times more (mean absolute
+    difference) than neighbouring series, is most likely `[length,
+    n_series, features]`: time is the smooth axis. Overlapping windows of
+    one series (equal differences) and independent series (a rough series
+    axis) do not warn.
+    """
+    if values.ndim == 2 and values.shape[1] > values.shape[0]:
+        length, features = values.shape
+        warnings.warn(
+            f"`{name}` has shape {values.shape}, read as one series of "
+            f"{length} steps with {features} features (Keras' [length, "
+            "features]). If it holds "
+            f"{length} series of {features} steps, pass series[..., None] "
+            f"([n_series, length, 1]); if it really is one series, pass "
+            "series[None] to silence this warning.",
+            stacklevel=4,
+        )
+    if values.ndim != 3:
+        return
+    n, length = values.shape[:2]
+    if length < 2 or n < TRANSPOSED_MIN_RATIO * length:
+        return
+    rows = max(2, min(n, 1_000_000 // max(1, length * values.shape[2])))
+    sample = np.asarray(values[:rows], dtype=np.float64)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN samples
+        across = np.nanmean(np.abs(np.diff(sample, axis=0)))
+        along = np.nanmean(np.abs(np.diff(sample, axis=1)))
+    if np.isfinite(along) and along > TRANSPOSED_SMOOTHNESS * across:
+        warnings.warn(
+            f"`{name}` has shape {values.shape}, read as {n} series of {length} "
+            "steps ([n_series, length, features]), but neighbouring series "
+            f"differ {along / max(across, 1e-300):.0f}x less than neighbouring "
+            "steps: it looks like [length, n_series, features]. If so, pass "
+            "np.swapaxes(series, 0, 1).",
+            stacklevel=4,
+        )
 
 
 def as_panel(
@@ -203,12 +326,15 @@ def as_panel(
     time_col=None,
     nan="error",
     name="series",
+    wide=False,
 ):
     """Validate `series` (and `targets`) and return `(Panel, Targets|None)`.
 
     See `keras_tbptt.naive_split` for the accepted layouts.
     """
     check_choice(nan, "nan", NAN_POLICIES)
+    if not isinstance(wide, bool):
+        raise TypeError(f"`wide` must be True or False. Received: wide={wide!r}")
     if (id_col is not None or time_col is not None) and not isinstance(
         series, pd.DataFrame
     ):
@@ -216,9 +342,22 @@ def as_panel(
             "`id_col` and `time_col` need a pandas DataFrame as `series`. "
             f"Received: series of type {type(series).__name__}"
         )
-    index = ids = None
+    if wide and (not isinstance(series, pd.DataFrame) or id_col or time_col):
+        raise TypeError(
+            "`wide=True` needs a pandas DataFrame whose columns are series "
+            "(and no `id_col`/`time_col`). Received: series of type "
+            f"{type(series).__name__}"
+            + (f", id_col={id_col!r}, time_col={time_col!r}" if id_col or time_col else "")
+        )
+    index = ids = columns = None
     stacked = None
-    if isinstance(series, pd.DataFrame):
+    one_column, id_name = False, "id"
+    target_names = None
+    if wide:
+        stacked, index, ids = _wide_format(series, name)
+        arrays, kind = list(stacked), "wide"
+        id_name = series.columns.name
+    elif isinstance(series, pd.DataFrame):
         target_cols = []
         if isinstance(targets, str) or (
             isinstance(targets, (list, tuple))
@@ -232,15 +371,18 @@ def as_panel(
                     f"`targets` names columns that `{name}` lacks: {missing}. "
                     f"Columns are {list(series.columns)}"
                 )
-        arrays, column_targets, index, ids = _long_format(
+            target_names = (target_cols, isinstance(targets, str))
+        arrays, column_targets, index, ids, columns = _long_format(
             series, id_col, time_col, target_cols, name
         )
         if target_cols:
             targets = column_targets
         kind = "long" if id_col is not None else "frame"
+        id_name = id_col if id_col is not None else "id"
     elif isinstance(series, pd.Series):
         arrays = [_as_numeric(series.to_numpy(), name)[:, None]]
         index, kind = [series.index], "frame"
+        columns, one_column = [series.name], True
     elif _is_sequence_of_series(series):
         arrays = []
         for i, item in enumerate(series):
@@ -261,6 +403,7 @@ def as_panel(
                 f"`{name}` must be 1-D [length], 2-D [length, features] or 3-D "
                 f"[n_series, length, features]. Received: shape={values.shape}"
             )
+        _warn_implausible_array(values, name)
     if not arrays:
         raise ValueError(f"`{name}` holds no series. Received: {name}={series!r}")
     n_features = {a.shape[1] for a in arrays}
@@ -286,16 +429,106 @@ def as_panel(
     panel = Panel(
         arrays, kind, stacked, index, ids,
         original_lengths=np.array([a.shape[0] for a in arrays], dtype=np.int64),
+        columns=columns, one_column=one_column, id_name=id_name,
     )
     target_obj = None if targets is None else as_targets(targets, panel)
+    if target_names is not None:
+        target_obj.columns, target_obj.one_column = target_names
     return _handle_nan(panel, target_obj, nan, name)
+
+
+def _labels(labels, limit=5):
+    labels = list(labels)
+    shown = ", ".join(repr(label) for label in labels[:limit])
+    if len(labels) > limit:
+        return f"[{shown}, ...] ({len(labels)} in all)"
+    return f"[{shown}]"
+
+
+def _align_by_labels(target_index, expected, what, where):
+    """Raise unless `target_index` holds exactly the labels of `expected`."""
+    if target_index.has_duplicates:
+        raise ValueError(
+            f"`targets` has duplicate index labels "
+            f"{_labels(target_index[target_index.duplicated()].unique())}; "
+            f"pandas targets are aligned to {what} by label, so each label "
+            "must appear once."
+        )
+    if expected.has_duplicates:
+        raise ValueError(
+            f"pandas `targets` are aligned to {what} by label, but {where} has "
+            f"duplicate labels {_labels(expected[expected.duplicated()].unique())}. "
+            "Give the series a unique index, name the target column(s) of "
+            "`series` instead, or pass targets as a numpy array (matched by "
+            "position)."
+        )
+    missing = expected.difference(target_index, sort=False)
+    extra = target_index.difference(expected, sort=False)
+    if len(missing) or len(extra):
+        lines = []
+        if len(missing):
+            lines.append(f"- {what[0].upper() + what[1:]} missing from `targets`: {_labels(missing)}")
+        if len(extra):
+            lines.append(f"- `targets` index labels that are not {what}: {_labels(extra)}")
+        raise ValueError(
+            f"pandas `targets` are aligned to {what} by label, not by "
+            "position, and their labels do not match.\n" + "\n".join(lines)
+            + "\nSelect or reindex the targets to match, or pass a numpy "
+            "array (e.g. targets.to_numpy()) to match by position, as for "
+            "next-step targets cut from the same series (x = s[:-1], "
+            "y = s[1:]), whose labels are shifted."
+        )
+
+
+def _pandas_targets(targets, panel):
+    """Align pandas `targets` to `panel` by label; return (values, columns, one).
+
+    Per-sequence targets of a long or wide frame align with the series ids;
+    per-step targets with the row labels of the series. Without a pandas
+    `series` there is nothing to align to: the values are used in order.
+    """
+    one = isinstance(targets, pd.Series)
+    columns = [targets.name] if one else list(targets.columns)
+    if panel.index is None:
+        return targets.to_numpy(), columns, one
+    n, lengths = panel.n_series, panel.lengths
+    if panel.kind == "wide":
+        if isinstance(targets, pd.DataFrame) and set(targets.columns) == set(panel.ids):
+            # per step, one column per series: align rows and columns
+            _align_by_labels(targets.columns, pd.Index(panel.ids), "series ids", "`series`")
+            _align_by_labels(targets.index, panel.index[0], "the rows of `series`", "`series`")
+            values = targets.loc[panel.index[0], panel.ids].to_numpy()
+            return np.swapaxes(values, 0, 1)[:, :, None], None, False
+        _align_by_labels(targets.index, pd.Index(panel.ids), "series ids", "`series`")
+        return targets.loc[panel.ids].to_numpy(), columns, one
+    total = int(lengths.sum())
+    if panel.ids is not None and len(targets) != total:
+        _align_by_labels(targets.index, pd.Index(panel.ids), "series ids", "`series`")
+        return targets.loc[panel.ids].to_numpy(), columns, one
+    if panel.ids is None and len(targets) == 1 and total > 1:
+        return targets.to_numpy(), columns, one  # one label for one series
+    expected = panel.index[0].append(panel.index[1:]) if n > 1 else panel.index[0]
+    if not targets.index.equals(expected):
+        _align_by_labels(targets.index, expected, "the rows of `series`", "`series`")
+        targets = targets.loc[expected]
+    values = targets.to_numpy()
+    if n > 1:
+        values = np.split(values, np.cumsum(lengths)[:-1])
+    return values, columns, one
 
 
 def as_targets(targets, panel):
     """Validate targets against `panel`: per-step or per-sequence."""
     n, lengths = panel.n_series, panel.lengths
+    columns, one_column = None, False
     if isinstance(targets, (pd.Series, pd.DataFrame)):
-        targets = targets.to_numpy()
+        targets, columns, one_column = _pandas_targets(targets, panel)
+    result = _numpy_targets(targets, panel, n, lengths)
+    result.columns, result.one_column = columns, one_column
+    return result
+
+
+def _numpy_targets(targets, panel, n, lengths):
     if _is_sequence_of_series(targets) and len(targets) == n and n > 1:
         arrays = [
             _as_2d(_as_numeric(t, "targets", f" (series {i})"), "targets")
@@ -333,14 +566,36 @@ def as_targets(targets, panel):
     )
 
 
-def _nan_report(mask_per_series):
+def _nan_report(mask_per_series, panel=None, arrays=None, columns=None):
+    """Count NaN rows and describe the first ones.
+
+    For pandas input the description names the series id, the index labels
+    (dates) and the columns holding NaN; otherwise positions.
+    """
     bad = [(i, np.flatnonzero(m)) for i, m in enumerate(mask_per_series) if m.any()]
     total = sum(len(steps) for _, steps in bad)
-    first = ", ".join(
-        f"series {i} steps {steps[:5].tolist()}{'...' if len(steps) > 5 else ''}"
-        for i, steps in bad[:3]
-    )
-    return total, first
+    parts = []
+    for i, steps in bad[:3]:
+        more = "..." if len(steps) > 5 else ""
+        if panel is not None and panel.index is not None:
+            who = "" if panel.ids is None else f"series {panel.ids[i]!r} "
+            labels = ", ".join(_label_text(label) for label in panel.index[i][steps[:5]])
+            part = f"{who}at index [{labels}{more}]"
+        else:
+            part = f"series {i} steps {steps[:5].tolist()}{more}"
+        if columns is not None and arrays is not None:
+            with np.errstate(invalid="ignore"):
+                bad_columns = ~np.isfinite(arrays[i][steps]).all(axis=0)
+            part += f" in columns {[columns[j] for j in np.flatnonzero(bad_columns)]}"
+        parts.append(part)
+    return total, "; ".join(parts)
+
+
+def _label_text(label):
+    """An index label for a message: dates without a midnight time."""
+    if isinstance(label, pd.Timestamp) and label == label.normalize():
+        return str(label.date())
+    return repr(label) if isinstance(label, str) else str(label)
 
 
 def _all_finite(arrays):
@@ -364,38 +619,71 @@ def _all_finite(arrays):
 
 
 def _handle_nan(panel, targets, nan, name):
+    """Apply the NaN policy to the inputs; never fill targets.
+
+    NaN inputs: refused (`nan="error"`), filled (`"ffill"`,
+    `"interpolate"`) or their steps dropped with their targets (`"drop"`).
+    NaN per-step targets are never filled or dropped: the step keeps its
+    (possibly filled) inputs, the target becomes 0 and the step gets
+    `sample_weight` 0 (`Targets.observed`). Under `nan="error"` they are
+    refused like NaN inputs.
+    """
     data = [panel.arrays] if panel.stacked is None else [[panel.stacked]]
     if targets is not None:
         data.append(_target_arrays(targets) if targets.stacked is None else [targets.stacked])
     if all(_all_finite(arrays) for arrays in data):
         return panel, targets
-    for label, arrays in ((name, panel.arrays), ("targets", _target_arrays(targets))):
+    target_columns = None if targets is None else targets.columns
+    for label, arrays, columns in (
+        (name, panel.arrays, panel.columns),
+        ("targets", _target_arrays(targets), target_columns),
+    ):
         infinite = [np.isinf(a).any(axis=1) for a in arrays]
         if any(m.any() for m in infinite):
-            total, first = _nan_report(infinite)
+            total, first = _nan_report(infinite, panel if label == name else None)
             raise ValueError(
                 f"`{label}` contains {total} infinite values ({first}). "
                 "Replace or clip them before splitting."
             )
     step_nan = [_nan_rows(a) for a in panel.arrays]
     target_nan = [_nan_rows(a) for a in _target_arrays(targets)]
-    if targets is not None and targets.per_step:
-        step_nan = [s | t for s, t in zip(step_nan, target_nan)]
-    elif targets is not None and any(m.any() for m in target_nan):
+    if targets is not None and not targets.per_step and any(m.any() for m in target_nan):
         total, first = _nan_report(target_nan)
         raise ValueError(
             f"Per-sequence `targets` contain {total} NaN values ({first}); "
             "drop those series or fill their targets first."
         )
+    if targets is None or not targets.per_step:
+        target_nan = [np.zeros(len(m), bool) for m in step_nan]
+    if nan == "error" and any(m.any() for m in step_nan):
+        total, first = _nan_report(step_nan, panel, panel.arrays, panel.columns)
+        raise ValueError(
+            f"`{name}` contains NaN at {total} time steps ({first}). Pass "
+            "nan='ffill', 'interpolate' or 'drop' to handle them, or clean the "
+            "data first."
+        )
+    if nan == "error" and any(m.any() for m in target_nan):
+        total, first = _nan_report(
+            target_nan,
+            panel if len(targets.arrays) == panel.n_series else None,
+            targets.arrays, targets.columns,
+        )
+        raise ValueError(
+            f"`targets` contains NaN at {total} time steps ({first}), e.g. the "
+            "last rows of a shifted column. Pass nan='ffill', 'interpolate' or "
+            "'drop': NaN targets are never filled; their steps keep their "
+            "inputs and get target 0 and sample_weight 0. Or drop those rows "
+            "first."
+        )
+    if targets is not None and any(m.any() for m in target_nan):
+        targets.observed = [(~m).astype(np.float32)[:, None] for m in target_nan]
+        targets.arrays = [
+            np.where(m[:, None], 0, a).astype(a.dtype, copy=False) if m.any() else a
+            for a, m in zip(targets.arrays, target_nan)
+        ]
+        targets.stacked = None
     if not any(m.any() for m in step_nan):
         return panel, targets
-    total, first = _nan_report(step_nan)
-    if nan == "error":
-        raise ValueError(
-            f"`{name}` (or per-step `targets`) contains NaN at {total} time steps "
-            f"({first}). Pass nan='ffill', 'interpolate' or 'drop' to handle them, "
-            "or clean the data first."
-        )
     if nan == "drop":
         keep = [~m for m in step_nan]
         if not all(k.any() for k in keep):
@@ -403,8 +691,10 @@ def _handle_nan(panel, targets, nan, name):
         panel.steps = [np.flatnonzero(k) for k in keep]
         panel.arrays = [a[k] for a, k in zip(panel.arrays, keep)]
         panel.stacked = None
-        if targets is not None:
+        if targets is not None and targets.per_step:
             targets.arrays = [a[k] for a, k in zip(targets.arrays, keep)]
+            if targets.observed is not None:
+                targets.observed = [o[k] for o, k in zip(targets.observed, keep)]
             targets.stacked = None
         return panel, targets
     fill = (lambda f: f.ffill()) if nan == "ffill" else (
@@ -412,11 +702,6 @@ def _handle_nan(panel, targets, nan, name):
     )
     panel.arrays = [_fill(a, fill, name, i, nan) for i, a in enumerate(panel.arrays)]
     panel.stacked = None
-    if targets is not None and targets.per_step:
-        targets.arrays = [
-            _fill(a, fill, "targets", i, nan) for i, a in enumerate(targets.arrays)
-        ]
-        targets.stacked = None
     return panel, targets
 
 

@@ -5,7 +5,8 @@ the validated series. A row is cut into windows of `timesteps` steps that
 start every `hop` steps (`hop == timesteps` for plain chunks). Rows are taken
 in groups of `batch_size`; batch `j` of a group holds window `j` of each row
 of the group, so row `i` of batch `j + 1` continues row `i` of batch `j`, and
-states are reset when a group starts.
+states are reset when a group starts. Windows may also vary in length
+(`build_window_layout`: one sentence each), zero-padded to `timesteps`.
 """
 
 import warnings
@@ -28,10 +29,28 @@ class Layout:
     batch_group: np.ndarray  # [batches]
     batch_window: np.ndarray  # [batches]
     uniform_rows: bool  # rows tile a [rows, length] block with no padding
+    # Windows of varying length (sentences): offset from the row start and
+    # real steps of window j of row i, [rows, most windows]; None when
+    # windows start every `hop` steps.
+    window_offsets: np.ndarray = None
+    window_lengths: np.ndarray = None
 
     @property
     def n_batches(self):
         return len(self.batch_group)
+
+    def offset(self, rows, windows):
+        """Offset from the row start of window `windows` of `rows`."""
+        if self.window_offsets is None:
+            return np.asarray(windows) * self.hop
+        return self.window_offsets[rows, windows]
+
+    def real_steps(self, rows, windows):
+        """Real (unpadded) steps of window `windows` of `rows`, 0 to timesteps."""
+        if self.window_lengths is None:
+            left = self.row_length[rows] - np.asarray(windows) * self.hop
+            return np.clip(left, 0, self.timesteps)
+        return self.window_lengths[rows, windows]
 
     def group_rows(self, group):
         start = group * self.batch_size
@@ -143,9 +162,34 @@ def build_layout(
             )
     n_rows = len(series)
     uniform = bool((covered == lengths).all() and len(set(lengths.tolist())) == 1)
-    if stateful and n_rows % batch_size:
-        # Filler rows (series -1, weight 0) complete the last group.
-        fill = batch_size - n_rows % batch_size
+    rows, batch_group, batch_window = _group_rows(
+        (series, starts, lengths, windows), batch_size, stateful
+    )
+    return Layout(
+        timesteps=timesteps,
+        hop=hop,
+        batch_size=batch_size,
+        stateful=stateful,
+        streams=streams,
+        row_series=rows[0],
+        row_start=rows[1],
+        row_length=rows[2],
+        row_windows=rows[3],
+        batch_group=batch_group,
+        batch_window=batch_window,
+        uniform_rows=uniform and len(rows[0]) == n_rows,
+    )
+
+
+def _group_rows(rows, batch_size, stateful):
+    """Complete the last group with filler rows; batch -> (group, window).
+
+    `rows` is `(series, start, length, windows)`; filler rows have series
+    -1, no steps and no windows (weight 0 everywhere).
+    """
+    series, starts, lengths, windows = rows
+    if stateful and len(series) % batch_size:
+        fill = batch_size - len(series) % batch_size
         series = np.concatenate([series, np.full(fill, -1)])
         starts = np.concatenate([starts, np.zeros(fill, np.int64)])
         lengths = np.concatenate([lengths, np.zeros(fill, np.int64)])
@@ -154,17 +198,50 @@ def build_layout(
     per_group = np.maximum.reduceat(windows, np.arange(n_groups) * batch_size)
     batch_group = np.repeat(np.arange(n_groups), per_group)
     batch_window = np.concatenate([np.arange(c) for c in per_group])
+    return (series, starts, lengths, windows), batch_group, batch_window
+
+
+def build_window_layout(series, offsets, lengths, *, timesteps, batch_size):
+    """A stateful layout of rows cut into windows of varying length.
+
+    Row `i` is the whole of series `series[i]`; its window `j` covers the
+    `lengths[i][j]` steps from step `offsets[i][j]` (each at most
+    `timesteps`; zero padding fills the rest). Windows must tile the row in
+    order. Grouping, filler rows and resets are those of `build_layout`.
+
+    Args:
+        series: `[rows]` series index of each row.
+        offsets, lengths: one int array per row: where each window starts
+            and how many real steps it has.
+    """
+    series = np.asarray(series, dtype=np.int64)
+    windows = np.array([len(o) for o in offsets], dtype=np.int64)
+    n_rows, most = len(series), int(windows.max())
+    row_length = np.array([int(np.sum(n)) for n in lengths], dtype=np.int64)
+    rows, batch_group, batch_window = _group_rows(
+        (series, np.zeros(n_rows, np.int64), row_length, windows),
+        batch_size,
+        stateful=True,
+    )
+    # Filler rows and missing windows keep offset 0 and 0 real steps.
+    window_offsets = np.zeros((len(rows[0]), most), np.int64)
+    window_lengths = np.zeros((len(rows[0]), most), np.int64)
+    for i, (o, n) in enumerate(zip(offsets, lengths)):
+        window_offsets[i, : len(o)] = o
+        window_lengths[i, : len(n)] = n
     return Layout(
         timesteps=timesteps,
-        hop=hop,
+        hop=timesteps,
         batch_size=batch_size,
-        stateful=stateful,
-        streams=streams,
-        row_series=series,
-        row_start=starts,
-        row_length=lengths,
-        row_windows=windows,
+        stateful=True,
+        streams=1,
+        row_series=rows[0],
+        row_start=rows[1],
+        row_length=rows[2],
+        row_windows=rows[3],
         batch_group=batch_group,
         batch_window=batch_window,
-        uniform_rows=uniform and len(series) == n_rows,
+        uniform_rows=False,
+        window_offsets=window_offsets,
+        window_lengths=window_lengths,
     )

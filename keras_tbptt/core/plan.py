@@ -1,5 +1,7 @@
 """`SplitPlan`: the one object every splitting scheme returns."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -45,6 +47,11 @@ class SplitPlan:
     [[0, 0], [1, 0], [0, 20], [1, 20]]
     """
 
+    # Set by schemes that read `timesteps` from the data (`domain_split`):
+    # the `TimestepsSuggestion`, and a few words on why this length.
+    suggestion = None
+    timesteps_from = None
+
     def __init__(
         self, panel, targets, layout, *, scheme, segments, rebuild, layer_kwargs=None
     ):
@@ -82,6 +89,9 @@ class SplitPlan:
 
     @property
     def n_features(self):
+        """Features per step; `None` when `x` has no feature axis (token ids)."""
+        if self._panel.arrays[0].ndim == 1:
+            return None
         return self._panel.n_features
 
     @property
@@ -112,12 +122,14 @@ class SplitPlan:
         return self._sample_cache
 
     def __repr__(self):
-        shape = (self.n_samples, self.timesteps, self.n_features)
+        shape = (self.n_samples, self.timesteps) + self._panel.arrays[0].shape[1:]
         return (
             f"SplitPlan(scheme={self.scheme!r}, x={shape}, "
             f"batch_size={self.batch_size}, batches={len(self)}, "
             f"resets={int(self.resets.sum())}/{len(self)}, "
-            f"stateful={self.stateful})"
+            f"stateful={self.stateful}"
+            + (f", timesteps_from={self.timesteps_from!r}" if self.timesteps_from else "")
+            + ")"
         )
 
     def _rows(self, batch):
@@ -159,14 +171,17 @@ class SplitPlan:
         """Copy window `batch_window[batch]` of each row of the batch."""
         layout = self._layout
         rows = range(len(layout.row_series))[self._rows(batch)]
-        offset = layout.batch_window[batch] * layout.hop
+        window = layout.batch_window[batch]
         out = np.zeros(
             (len(rows), layout.timesteps) + arrays[0].shape[1:], dtype=dtype
         )
         for i, row in enumerate(rows):
             series = layout.row_series[row]
-            stop = min(offset + layout.timesteps, layout.row_length[row])
-            if series >= 0 and stop > offset:
+            offset = layout.offset(row, window)
+            stop = offset + layout.real_steps(row, window)
+            # A row that has run out of windows is zeros (positions: -1),
+            # even where an overlapping window would still reach real steps.
+            if series >= 0 and stop > offset and window < layout.row_windows[row]:
                 start = layout.row_start[row]
                 out[i, : stop - offset] = arrays[series][start + offset : start + stop]
         return out
@@ -178,9 +193,9 @@ class SplitPlan:
         last `hop` steps; the first window of a row owns all of its steps.
         """
         layout = self._layout
+        real = np.arange(layout.timesteps) < layout.real_steps(rows, window)[..., None]
         window = np.asarray(window)[..., None]
         steps = np.arange(layout.timesteps)
-        real = steps < layout.row_length[rows][:, None] - window * layout.hop
         return real & ((window == 0) | (steps >= layout.timesteps - layout.hop))
 
     def batch(self, index):
@@ -219,7 +234,10 @@ class SplitPlan:
                 y = self._y_windows[rows, window]
             else:
                 y = self._gather(self._targets.arrays, index, self._targets.dtype)
-            return y, self._step_mask(rows, window).astype(np.float32)
+            weight = self._step_mask(rows, window).astype(np.float32)
+            if self._targets.observed is not None:  # NaN targets: weight 0
+                weight *= self._gather(self._targets.observed, index, np.float32)[..., 0]
+            return y, weight
         series = layout.row_series[rows]
         y = self._targets.per_sequence[np.maximum(series, 0)].copy()
         y[series < 0] = 0
@@ -273,7 +291,8 @@ class SplitPlan:
         series = layout.row_series[rows].copy()
         missing = (series < 0) | (layout.row_windows[rows] <= windows)
         start = self._original_steps(
-            rows[~missing], layout.row_start[rows[~missing]] + windows[~missing] * layout.hop
+            rows[~missing],
+            layout.row_start[rows[~missing]] + layout.offset(rows[~missing], windows[~missing]),
         )
         series[missing] = -1
         positions = np.full((len(rows), 2), -1, dtype=np.int64)
@@ -353,12 +372,28 @@ class SplitPlan:
             values = outputs[sample]
         rows = rows[sample]
         steps = self._original_steps(
-            rows, layout.row_start[rows] + windows[sample] * layout.hop + step
+            rows, layout.row_start[rows] + layout.offset(rows, windows[sample]) + step
         )
         lengths = self._panel.original_lengths
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         result = _mean_at(offsets[series[sample]] + steps, values, int(offsets[-1]))
         return self._format_per_step(np.split(result, offsets[1:-1]), trailing)
+
+    def _output_names(self, trailing):
+        """Column labels for outputs of shape `[..., *trailing]`, and whether
+        one column comes back as a pandas Series.
+
+        The names of pandas targets (or target column names) when the width
+        matches; for a plan without targets, the names of the pandas series.
+        """
+        width = int(np.prod(trailing)) if trailing else 1
+        targets, panel = self._targets, self._panel
+        if targets is not None:
+            if targets.columns is not None and len(targets.columns) == width:
+                return list(targets.columns), targets.one_column and width == 1
+        elif panel.columns is not None and len(panel.columns) == width:
+            return list(panel.columns), panel.one_column and width == 1
+        return None, not trailing
 
     def _format_per_step(self, arrays, trailing):
         panel = self._panel
@@ -368,17 +403,37 @@ class SplitPlan:
             return arrays[0]
         if panel.kind == "list":
             return arrays
-        make = pd.Series if not trailing else pd.DataFrame
-        frames = [
-            make(a.reshape(len(a), -1) if trailing else a, index=index)
-            for a, index in zip(arrays, panel.index)
-        ]
+        columns, one_column = self._output_names(trailing)
+
+        def frame(values, index):
+            if one_column:
+                name = None if columns is None else columns[0]
+                return pd.Series(values.reshape(len(values)), index=index, name=name)
+            return pd.DataFrame(values.reshape(len(values), -1), index=index, columns=columns)
+
+        if panel.kind == "wide":  # one column per series, on the shared index
+            if not trailing or trailing == (1,):
+                return pd.DataFrame(
+                    {i: a.reshape(len(a)) for i, a in zip(panel.ids, arrays)},
+                    index=panel.index[0],
+                    columns=pd.Index(panel.ids, name=panel.id_name),
+                )
+            one_column = False  # `frame` then makes a DataFrame per series
+            return pd.concat(
+                [frame(a, index) for a, index in zip(arrays, panel.index)],
+                axis=1, keys=pd.Index(panel.ids, name=panel.id_name),
+            )
+        frames = [frame(a, index) for a, index in zip(arrays, panel.index)]
         return frames[0] if len(frames) == 1 else pd.concat(frames)
 
     def _format_per_series(self, values):
         if self._panel.ids is not None:
-            make = pd.Series if values.ndim == 1 else pd.DataFrame
-            return make(values, index=pd.Index(self._panel.ids, name="id"))
+            index = pd.Index(self._panel.ids, name=self._panel.id_name)
+            columns, one_column = self._output_names(values.shape[1:])
+            if values.ndim == 1 or one_column:
+                name = None if columns is None else columns[0]
+                return pd.Series(values.reshape(len(values)), index=index, name=name)
+            return pd.DataFrame(values, index=index, columns=columns)
         return values
 
     # ------------------------------------------------------------------
@@ -425,8 +480,24 @@ class SplitPlan:
                 f"{int(length.min())} steps with windows of {unit} steps. Use a "
                 "smaller fraction or shorter windows."
             )
+        share = held.sum() / length.sum()
+        if abs(share - fraction) > 0.25 * fraction:
+            warnings.warn(
+                f"validation_split(fraction={fraction}) holds out "
+                f"{share:.0%} of the steps: the held-out part is rounded to "
+                f"whole windows of {unit} steps"
+                + (f" ({self._layout.streams} streams of {self._layout.hop})"
+                   if self._layout.streams > 1 else "")
+                + f" in series of {int(length.min())}"
+                + (f" to {int(length.max())}" if length.max() != length.min() else "")
+                + " steps. Choose a fraction near a multiple of "
+                f"{unit / length.mean():.3g}, or shorter windows.",
+                stacklevel=2,
+            )
         train = self._rebuild((series, start, length - held), 1 - fraction)
         validation = self._rebuild((series, start + length - held, held), fraction)
+        for part in (train, validation):  # keep why timesteps was chosen
+            part.suggestion, part.timesteps_from = self.suggestion, self.timesteps_from
         return train, validation
 
     # ------------------------------------------------------------------
@@ -436,7 +507,10 @@ class SplitPlan:
 
         It never shuffles and raises if Keras asks for batches out of order
         (for example `fit(shuffle=True)`, Keras' default for a finite
-        dataset: pass `shuffle=False`).
+        dataset: pass `shuffle=False`). When `fit`, `evaluate` or `predict`
+        takes it, it checks the model and the callbacks against the plan
+        before any batch runs (see `keras_tbptt.PlanDataset`), and warns
+        when a stateful plan runs without `callbacks()`.
         """
         from keras_tbptt.training.dataset import PlanDataset
 
@@ -445,12 +519,19 @@ class SplitPlan:
     def callbacks(self, validation=None):
         """The state-reset callbacks for `fit`, `evaluate` and `predict`.
 
+        The callback also checks the model against this plan before any
+        batch runs: targets for `fit`/`evaluate`, the batch size, the
+        output shape against per-step or per-sequence targets, and
+        `layer_kwargs` on every stateful layer (see `keras_tbptt.ResetStates`).
+
         Args:
             validation: the validation plan passed as `validation_data` to
-                `fit`, if any; its reset schedule is used during validation.
+                `fit`, if any; its reset schedule is used during validation
+                and `evaluate`.
 
         Returns:
-            A list with one `keras_tbptt.ResetStates`.
+            A list with one `keras_tbptt.ResetStates(plan=self,
+            validation=validation)`.
         """
         from keras_tbptt.training.callbacks import ResetStates
 
@@ -459,15 +540,7 @@ class SplitPlan:
                 "`validation` must be a SplitPlan (e.g. from "
                 f"plan.validation_split()). Received: {type(validation).__name__}"
             )
-        test = self if validation is None else validation
-        return [
-            ResetStates(
-                self.resets,
-                test_resets=test.resets,
-                predict_resets=self.resets,
-                batch_size=self.batch_size,
-            )
-        ]
+        return [ResetStates(plan=self, validation=validation)]
 
 
 def _mean_at(index, values, size):

@@ -1,5 +1,8 @@
 """`TBPTTLSTM`: `keras.layers.LSTM` with Theano-style `truncate_gradient`."""
 
+import functools
+import itertools
+
 import keras
 from keras import ops
 
@@ -24,8 +27,18 @@ class TBPTTLSTM(keras.layers.LSTM):
     on GPU where the backend has it); the truncated part runs under
     `stop_gradient`, so it costs a forward pass only.
 
+    The outputs and states do not depend on where the time axis is cut:
+    masks (left or right padding, gaps) give what one uninterrupted pass
+    gives. `keras.layers.Bidirectional` of a layer with `truncate_gradient`
+    or `state_step` runs each direction as its own layer (not on Keras'
+    fused bidirectional GPU kernel, which would drop both), so each
+    direction is truncated.
+
     With `truncate_gradient=None` and `state_step=None` the layer is exactly
-    `keras.layers.LSTM`: same weights, outputs and gradients.
+    `keras.layers.LSTM`: same weights, outputs and gradients. (One
+    exception, a Keras bug: with `go_backwards=True` and
+    `return_sequences=True` Keras' JAX cuDNN kernel returns the sequence in
+    input order; this layer returns processing order on every kernel.)
 
     Under JAX, Keras' own stateful RNN layers lose their states in `fit`,
     `evaluate` and `predict` (their state variables are untracked). Here the
@@ -93,6 +106,15 @@ class TBPTTLSTM(keras.layers.LSTM):
                 f"truncate_gradient={truncate_gradient}, state_step={state_step}"
             )
 
+    @property
+    def allows_fused_bidirectional(self):
+        """Whether `keras.layers.Bidirectional` may run this layer on its
+        fused bidirectional kernel (JAX and torch on GPU). That kernel takes
+        only the weights, so it would drop `truncate_gradient` and
+        `state_step`; with either set, each direction runs as its own layer
+        (each piece still on the per-direction fused kernel)."""
+        return self.truncate_gradient is None and self.state_step is None
+
     def _create_state_variables(self, batch_size):
         # Tracked (unlike keras.layers.RNN) so JAX's stateless training,
         # evaluation and prediction loops write the carried states back.
@@ -119,6 +141,15 @@ class TBPTTLSTM(keras.layers.LSTM):
             # torch's autograd needs the values it read kept intact (Keras'
             # own stateful LSTM fails to train on torch for want of this).
             initial_state = [ops.copy(s) for s in initial_state]
+        if self.stateful and keras.backend.backend() == "tensorflow":
+            # Keras' dataset adapters leave the batch axis unknown; with a
+            # batch of 1, TensorFlow then cannot prove that the state keeps
+            # its shape through the loop and refuses to trace it. A stateful
+            # layer's batch size is fixed: state it.
+            batch_size = initial_state[0].shape[0]
+            sequences = _with_batch_size(sequences, batch_size)
+            if mask is not None and not keras.tree.is_nested(mask):
+                mask = _with_batch_size(mask, batch_size)
         timesteps = sequences.shape[1]
         cuts = {0, timesteps}
         grad_from = 0  # processed steps before this one get no gradient
@@ -139,14 +170,16 @@ class TBPTTLSTM(keras.layers.LSTM):
                     f"state_step={self.state_step}, timesteps={timesteps}"
                 )
             cuts.add(self.state_step)
+        if keras.tree.is_nested(mask):
+            mask = mask[0]
         if len(cuts) == 2:
-            return super().inner_loop(sequences, initial_state, mask, training)
+            return self._processing_order_loop(sequences, initial_state, mask, training)
 
         cuts = sorted(cuts)
         states = list(initial_state)
         carried = None
         last_output, pieces = None, []
-        for start, stop in zip(cuts[:-1], cuts[1:]):
+        for start, stop in itertools.pairwise(cuts):
             frozen = stop <= grad_from
             # Segments are cut in processing order; go_backwards processes the
             # input from its end.
@@ -159,8 +192,8 @@ class TBPTTLSTM(keras.layers.LSTM):
             if frozen:
                 inputs = ops.stop_gradient(inputs)
                 states = [ops.stop_gradient(s) for s in states]
-            output, outputs, states = super().inner_loop(
-                inputs, states, segment_mask, training
+            output, outputs, states = self._processing_order_loop(
+                inputs, states, segment_mask, training, pieces=True
             )
             states = list(states)
             if frozen:
@@ -168,15 +201,60 @@ class TBPTTLSTM(keras.layers.LSTM):
                 outputs = ops.stop_gradient(outputs)
                 states = [ops.stop_gradient(s) for s in states]
             if segment_mask is not None and last_output is not None:
-                # A fully masked segment keeps the previous last output.
-                seen = ops.any(segment_mask, axis=1)[:, None]
-                output = ops.where(seen, output, last_output)
+                output, outputs = self._continue_masked_output(
+                    output, outputs, segment_mask, last_output
+                )
             last_output = output
             pieces.append(outputs)
             if stop == self.state_step:
                 carried = states
         outputs = ops.concatenate(pieces, axis=1) if self.return_sequences else last_output
         return last_output, outputs, carried if carried is not None else states
+
+    def _processing_order_loop(self, sequences, initial_state, mask, training,
+                               pieces=False):
+        """`keras.layers.LSTM.inner_loop`, outputs in processing order.
+
+        With `go_backwards`, Keras' JAX fused kernel (GPU) returns the output
+        sequence in input order, every other kernel in processing order (as
+        documented): under JAX the input is reversed here and run forward.
+        Masked pieces under TensorFlow take the generic loop: TensorFlow's
+        cuDNN kernel asserts that each row is right-padded and not fully
+        masked, which the pieces of a valid mask need not be.
+        """
+        backend = keras.backend.backend()
+        if pieces and mask is not None and backend == "tensorflow":
+            return keras.layers.RNN.inner_loop(self, sequences, initial_state, mask, training)
+        if not (self.go_backwards and backend == "jax"):
+            return super().inner_loop(sequences, initial_state, mask, training)
+        sequences = ops.flip(sequences, axis=1)
+        mask = None if mask is None else ops.flip(mask, axis=1)
+        self.go_backwards = False
+        try:
+            return super().inner_loop(sequences, initial_state, mask, training)
+        finally:
+            self.go_backwards = True
+
+    def _continue_masked_output(self, output, outputs, segment_mask, previous_output):
+        """Outputs of a piece after the first as if the loop had not stopped.
+
+        A masked step outputs the previous step's output. At the start of a
+        piece the backend's loop does not know it: TensorFlow and torch
+        output zeros there, JAX the incoming `h`. So each row's masked steps
+        before its first unmasked step of the piece take the last output of
+        the previous piece (per row and per step; gaps after an unmasked
+        step are the backend's own). With `zero_output_for_mask` masked
+        steps output zeros and nothing carries over.
+        """
+        if self.zero_output_for_mask:
+            return output, outputs
+        # Outputs come in processing order; so must the mask.
+        processed_mask = ops.flip(segment_mask, axis=1) if self.go_backwards else segment_mask
+        seen = ops.cumsum(ops.cast(processed_mask, "int32"), axis=1) > 0
+        output = ops.where(seen[:, -1:], output, previous_output)
+        if self.return_sequences:
+            outputs = ops.where(seen[:, :, None], outputs, previous_output[:, None, :])
+        return output, outputs
 
     def get_config(self):
         config = {
@@ -185,3 +263,38 @@ class TBPTTLSTM(keras.layers.LSTM):
         }
         base_config = super().get_config()
         return {**base_config, **config}
+
+
+def _with_batch_size(tensor, batch_size):
+    import tensorflow as tf
+
+    return tf.ensure_shape(tensor, (batch_size, *[None] * (len(tensor.shape) - 1)))
+
+
+def _keep_layer_semantics_in_bidirectional():
+    """Make `keras.layers.Bidirectional` ask its layers before fusing them.
+
+    `Bidirectional._can_attempt_fused_lstm` decides from the weights,
+    activations, mask, dropout and `use_cudnn` alone whether to hand both
+    directions to `backend.bidirectional_lstm` (JAX and torch, on GPU). A
+    layer whose `allows_fused_bidirectional` is False (a truncated
+    `TBPTTLSTM`) now keeps its own `call` on every backend. Idempotent; a
+    Keras without the hook has no fused path to guard.
+    """
+    bidirectional = keras.layers.Bidirectional
+    can_attempt = getattr(bidirectional, "_can_attempt_fused_lstm", None)
+    if can_attempt is None or getattr(can_attempt, "_asks_layers", False):
+        return
+
+    @functools.wraps(can_attempt)
+    def _can_attempt_fused_lstm(self, *args, **kwargs):
+        for layer in (self.forward_layer, self.backward_layer):
+            if not getattr(layer, "allows_fused_bidirectional", True):
+                return False
+        return can_attempt(self, *args, **kwargs)
+
+    _can_attempt_fused_lstm._asks_layers = True
+    bidirectional._can_attempt_fused_lstm = _can_attempt_fused_lstm
+
+
+_keep_layer_semantics_in_bidirectional()

@@ -17,6 +17,7 @@ def as_is(
     id_col=None,
     time_col=None,
     nan="error",
+    wide=False,
 ):
     """Use every series whole: one sample per series, full BPTT.
 
@@ -34,7 +35,7 @@ def as_is(
     of backpropagation through time (use `naive_split` then).
 
     Args:
-        series, targets, id_col, time_col, nan: as for `naive_split`.
+        series, targets, id_col, time_col, nan, wide: as for `naive_split`.
         batch_size: samples per batch (default 32); the last batch may be
             smaller.
         pad: series of different lengths raise unless `pad=True`, which
@@ -56,7 +57,8 @@ def as_is(
     if not isinstance(pad, bool):
         raise TypeError(f"`pad` must be True or False. Received: pad={pad!r}")
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan
+        series, targets, id_col=id_col, time_col=time_col, nan=nan,
+        wide=wide,
     )
     lengths = panel.lengths
     if len(set(lengths.tolist())) > 1 and not pad:

@@ -16,6 +16,7 @@ def decoupled_split(
     id_col=None,
     time_col=None,
     nan="error",
+    wide=False,
 ):
     """TBPTT(k1, k2): every k1 steps, backpropagate k2 steps.
 
@@ -43,7 +44,7 @@ def decoupled_split(
 
     Args:
         series, targets, batch_size, streams, remainder, id_col, time_col,
-            nan: as for `naive_split`. With `k2 > k1`, each series (or
+            nan, wide: as for `naive_split`. With `k2 > k1`, each series (or
             stream) needs `k2 + m * k1` steps for some integer m, unless
             `remainder` pads or drops.
         k1: forward steps per update (the update interval).
@@ -65,7 +66,8 @@ def decoupled_split(
     validate_layout_args(batch_size, streams, remainder)
     k1, k2 = check_int(k1, "k1"), check_int(k2, "k2")
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan
+        series, targets, id_col=id_col, time_col=time_col, nan=nan,
+        wide=wide,
     )
     # k2 <= k1: chunks of k1, truncated inside the layer. k2 > k1: windows
     # of k2 that advance by k1, carrying the state from step k1.

@@ -15,6 +15,7 @@ def naive_split(
     id_col=None,
     time_col=None,
     nan="error",
+    wide=False,
 ):
     """Cut series into chunks of `timesteps` steps for a stateful LSTM.
 
@@ -41,13 +42,19 @@ def naive_split(
             `[length, features]` (one series), 3-D `[n_series, length,
             features]`, a list of 1-D/2-D arrays (lengths may differ), a
             pandas Series/DataFrame (columns are features, index order is
-            kept), or a long-format DataFrame with `id_col` (and `time_col`).
+            kept), or a long-format DataFrame with `id_col` (and `time_col`;
+            without it the row order within an id is the time order). A 2-D
+            array with more features than steps warns: for many univariate
+            series pass `series[..., None]`.
         timesteps: steps per chunk (k1 = k2). Prefer a divisor of the
             length; the practical limit of BPTT is about 200-400 steps.
         targets: optional. Per step (same length as each series, chunked
             like `series`; for a DataFrame, column name(s)) or per sequence
             (one row per series: only the chunk that ends a series carries
-            weight, earlier chunks get `sample_weight` 0).
+            weight, earlier chunks get `sample_weight` 0). pandas targets
+            are aligned by label: per step to the series' index, per
+            sequence to the series ids (`id_col` values or, with `wide`,
+            column names); labels that do not match raise.
         batch_size: rows per batch; defaults to the number of rows (series
             times streams). Filler rows (`sample_weight` 0) complete the
             last group when the rows do not fill it.
@@ -58,8 +65,14 @@ def naive_split(
             or `"drop"` (drop the tail, with a warning).
         id_col, time_col: long-format DataFrame columns naming the series
             and ordering the steps.
-        nan: `"error"` (default), `"ffill"`, `"interpolate"` or `"drop"`
-            (drop the steps; `unsplit` puts NaN back in their place).
+        nan: what to do with NaN inputs: `"error"` (default), `"ffill"`,
+            `"interpolate"` or `"drop"` (drop the steps; `unsplit` puts NaN
+            back in their place). NaN per-step targets are never filled:
+            outside `"error"` their steps keep the inputs and get target 0
+            and `sample_weight` 0.
+        wide: `True` for a DataFrame whose columns are univariate series
+            sharing its index (default `False`: columns are features of one
+            series).
 
     Returns:
         A `SplitPlan`.
@@ -74,7 +87,8 @@ def naive_split(
     """
     validate_layout_args(batch_size, streams, remainder)
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan
+        series, targets, id_col=id_col, time_col=time_col, nan=nan,
+        wide=wide,
     )
     timesteps = check_timesteps(timesteps, panel, remainder=remainder)
     return make_plan(

@@ -13,6 +13,7 @@ def one_step(
     id_col=None,
     time_col=None,
     nan="error",
+    wide=False,
 ):
     """TBPTT(1, 1): one input step per sample, memory left to the state.
 
@@ -28,7 +29,7 @@ def one_step(
     ```
 
     Args:
-        series, targets, batch_size, streams, id_col, time_col, nan: as
+        series, targets, batch_size, streams, id_col, time_col, nan, wide: as
             for `naive_split`.
 
     Returns:
@@ -44,7 +45,8 @@ def one_step(
     """
     validate_layout_args(batch_size, streams, "error")
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan
+        series, targets, id_col=id_col, time_col=time_col, nan=nan,
+        wide=wide,
     )
     return make_plan(
         "one_step", panel, target_data, timesteps=1, batch_size=batch_size,

@@ -17,6 +17,7 @@ def random_windows(
     id_col=None,
     time_col=None,
     nan="error",
+    wide=False,
 ):
     """Sample `n` windows of `timesteps` steps uniformly at random.
 
@@ -30,7 +31,7 @@ def random_windows(
     ```
 
     Args:
-        series, targets, id_col, time_col, nan: as for `naive_split`
+        series, targets, id_col, time_col, nan, wide: as for `naive_split`
             (per-sequence targets label every window of their series).
         timesteps: window length.
         n: number of windows.
@@ -53,7 +54,8 @@ def random_windows(
     if seed is not None:
         check_int(seed, "seed", minimum=0)
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan
+        series, targets, id_col=id_col, time_col=time_col, nan=nan,
+        wide=wide,
     )
     timesteps = check_timesteps(timesteps, panel)
 

@@ -16,6 +16,7 @@ def truncate(
     id_col=None,
     time_col=None,
     nan="error",
+    wide=False,
 ):
     """Keep the first or last `length` steps of every series, one sample each.
 
@@ -28,7 +29,7 @@ def truncate(
     ```
 
     Args:
-        series, targets, id_col, time_col, nan: as for `naive_split`.
+        series, targets, id_col, time_col, nan, wide: as for `naive_split`.
         length: steps to keep; every series must have at least this many.
         side: `"start"` (default) or `"end"`.
         batch_size: samples per batch (default 32).
@@ -46,7 +47,8 @@ def truncate(
     check_int(batch_size, "batch_size")
     check_choice(side, "side", ("start", "end"))
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan
+        series, targets, id_col=id_col, time_col=time_col, nan=nan,
+        wide=wide,
     )
     length = check_timesteps(length, panel, name="length")
     lengths = panel.lengths

@@ -1,11 +1,39 @@
-"""`keras.models.load_model` finds TBPTTLSTM whatever the import order."""
+"""Package rules: the data side imports no Keras; load_model finds TBPTTLSTM."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.keras
+PACKAGE = Path(__file__).resolve().parent.parent / "keras_tbptt"
+DATA_SIDE = ["core", "schemes", "timesteps/suggest.py"]
+
+
+def _imported_modules(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+
+
+@pytest.mark.parametrize("room", DATA_SIDE)
+def test_data_side_never_imports_keras(room):
+    files = [PACKAGE / room] if room.endswith(".py") else sorted((PACKAGE / room).glob("*.py"))
+    assert files and all(f.exists() for f in files), files
+    offending = {
+        f"{f.relative_to(PACKAGE)}: {module}"
+        for f in files
+        for module in _imported_modules(f)
+        if module.split(".")[0] in ("keras", "tensorflow", "jax", "torch")
+        # plan.py hands over to the Keras side lazily, inside dataset()/callbacks()
+        or module.startswith(("keras_tbptt.layers", "keras_tbptt.training"))
+        and f.name != "plan.py"
+    }
+    assert not offending, sorted(offending)
 
 SAVE = """
 import keras, numpy as np, keras_tbptt as kt
@@ -21,6 +49,7 @@ LOAD = {
 }
 
 
+@pytest.mark.keras
 @pytest.mark.parametrize("imports", list(LOAD.values()), ids=list(LOAD))
 def test_load_model_in_a_fresh_process(tmp_path, imports):
     path = str(tmp_path / "model.keras")
