@@ -46,6 +46,7 @@ docs: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_data_path.py
 	$(BIN)/python benchmarks/bench_tbptt_lstm.py
+	$(BIN)/python benchmarks/bench_grid_search.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info site

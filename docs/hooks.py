@@ -9,12 +9,9 @@
   public name is documented as soon as it is exported.
 - `benchmarks.md`: the `<!-- benchmark-results -->` marker becomes the
   committed `benchmarks/results/*.md`, so the page never goes stale.
-- Pages still being written (PENDING_PAGES) are dropped from the nav while
-  their file is missing; any other missing page fails the strict build.
 """
 
 import importlib.util
-import logging
 import re
 from pathlib import Path
 
@@ -27,18 +24,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 API_MARKER = "<!-- api-reference -->"
 BENCHMARKS_MARKER = "<!-- benchmark-results -->"
 
-# Planned pages that may not exist yet (issues in progress). Once they all
-# exist this set can be emptied, and every nav entry becomes mandatory.
-PENDING_PAGES = {
-    "domain_split.md",
-    "sentence_split.md",
-    "grid_search.md",
-    "forecasting.md",
-    "notebooks/03_domain_split.ipynb",
-    "notebooks/04_grid_search.ipynb",
-    "notebooks/07_forecasting.ipynb",
-}
-
 # Package of the implementing module -> section of the API page, in order.
 API_SECTIONS = {
     "keras_tbptt.schemes": "Splitting schemes",
@@ -47,39 +32,6 @@ API_SECTIONS = {
     "keras_tbptt.layers": "The layer",
     "keras_tbptt.training": "Training, forecasting and state resets",
 }
-
-log = logging.getLogger("mkdocs.hooks.keras_tbptt")
-
-
-def _page_exists(page, docs_dir):
-    if page.startswith("notebooks/"):
-        return (ROOT / page).is_file()
-    return (Path(docs_dir) / page).is_file()
-
-
-def _prune(nav, docs_dir):
-    kept = []
-    for entry in nav:
-        if isinstance(entry, dict):
-            (title, target), = entry.items()
-            if isinstance(target, list):
-                target = _prune(target, docs_dir)
-                if target:
-                    kept.append({title: target})
-                continue
-            page = target
-        else:
-            title, page = None, entry
-        if page in PENDING_PAGES and not _page_exists(page, docs_dir):
-            log.info("nav: %r (%s) is not written yet; left out", title, page)
-            continue
-        kept.append(entry)
-    return kept
-
-
-def on_config(config):
-    config.nav = _prune(config.nav, config.docs_dir)
-    return config
 
 
 def _load_figures_module():
@@ -144,21 +96,7 @@ def benchmark_results():
     return "\n".join(parts)
 
 
-def _unlink_pending(markdown, page, docs_dir):
-    """Links to a pending page that is missing become plain text (logged)."""
-    def replace(match):
-        target = match["target"].removeprefix("../")
-        if target in PENDING_PAGES and not _page_exists(target, docs_dir):
-            log.info("%s: link to %s (not written yet) shown as text", page.file.src_uri, target)
-            return match["text"]
-        return match[0]
-
-    return re.sub(r"\[(?P<text>[^\]]+)\]\((?P<target>[^)#\s]+)(?P<anchor>#[^)]*)?\)",
-                  replace, markdown)
-
-
 def on_page_markdown(markdown, page, config, files):
-    markdown = _unlink_pending(markdown, page, config.docs_dir)
     if page.file.src_uri == "api.md":
         if API_MARKER not in markdown:
             raise ValueError(f"api.md lost its {API_MARKER} marker")

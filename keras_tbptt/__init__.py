@@ -22,10 +22,15 @@ from keras_tbptt.core.plan import SplitPlan
 from keras_tbptt.core.plot_layout import plot_layout
 from keras_tbptt.schemes.as_is import as_is
 from keras_tbptt.schemes.decoupled_split import decoupled_split
+from keras_tbptt.schemes.domain_split import domain_split
 from keras_tbptt.schemes.naive_split import naive_split
 from keras_tbptt.schemes.one_step import one_step
 from keras_tbptt.schemes.random_windows import random_windows
+from keras_tbptt.schemes.sentence_split import sentence_split
 from keras_tbptt.schemes.truncate import truncate
+from keras_tbptt.timesteps.grid_result import GridSearchResult
+from keras_tbptt.timesteps.grid_search import grid_search
+from keras_tbptt.timesteps.suggest import TimestepsSuggestion, suggest_timesteps
 
 __version__ = "0.2.0"
 
@@ -35,6 +40,7 @@ _LAZY = {
     "ResetStates": ("keras_tbptt.training.callbacks", "ResetStates"),
     "PlanDataset": ("keras_tbptt.training.dataset", "PlanDataset"),
     "rebatch": ("keras_tbptt.training.rebatch", "rebatch"),
+    "forecast": ("keras_tbptt.training.forecast", "forecast"),
     "layers": ("keras_tbptt.layers", None),
 }
 
@@ -42,11 +48,17 @@ __all__ = [
     "SplitPlan",
     "as_is",
     "decoupled_split",
+    "domain_split",
     "naive_split",
     "one_step",
     "plot_layout",
     "random_windows",
+    "sentence_split",
     "truncate",
+    "GridSearchResult",
+    "grid_search",
+    "TimestepsSuggestion",
+    "suggest_timesteps",
     *_LAZY,
 ]
 
