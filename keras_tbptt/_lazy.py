@@ -34,17 +34,26 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder):
     waits for the user's own `import keras` instead.
     """
 
+    _finding = False  # True while asking the other finders (no recursion)
+
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "keras":
+        if fullname != "keras" or self._finding:
             return None
-        sys.meta_path.remove(self)  # fire once; also avoids finding ourselves
-        spec = importlib.util.find_spec("keras")
+        self._finding = True
+        try:
+            spec = importlib.util.find_spec("keras")
+        finally:
+            self._finding = False
         if spec is None or spec.loader is None:
             return spec
         exec_module = spec.loader.exec_module
 
         def exec_then_register(module):
             exec_module(module)
+            # Stays until Keras is really imported: a mere find_spec("keras")
+            # (a library checking availability) must not use it up.
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             importlib.import_module(_LAYERS)
 
         spec.loader.exec_module = exec_then_register

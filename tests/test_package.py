@@ -73,3 +73,17 @@ print(np.allclose(out, np.load({path!r} + ".npy")))
     else:
         assert loaded.returncode == 0, loaded.stderr[-2000:]
         assert loaded.stdout.split() == ["TBPTTLSTM", "2", "True"]
+
+
+@pytest.mark.keras
+def test_checking_for_keras_does_not_use_up_the_registration():
+    code = (
+        "import importlib.util, keras_tbptt\n"
+        "assert importlib.util.find_spec('keras') is not None\n"
+        "import keras\n"
+        "print(keras.saving.get_registered_object('keras_tbptt>TBPTTLSTM').__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["TBPTTLSTM"]
