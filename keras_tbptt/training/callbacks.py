@@ -75,6 +75,21 @@ def _output_shape(model):
     return tuple(outputs[0].shape)
 
 
+def check_batch_size(layers, batch_size):
+    """Every stateful layer must be built for `batch_size` rows."""
+    for layer in layers:
+        size = layer._expected_batch_size
+        if size is not None and int(size) != batch_size:
+            raise ValueError(
+                f"Stateful layer {layer.name!r} was built for another batch "
+                "size than the plan's.\n"
+                f"- Expected: batch_size={batch_size}\n"
+                f"- Received: a layer with batch size {int(size)}\n"
+                "Use keras_tbptt.rebatch(model, batch_size) to get a copy of "
+                "the model with the plan's batch size."
+            )
+
+
 def check_model_for_plan(model, plan, *, needs_targets, call):
     """Raise a clear error when `model` cannot run over `plan`.
 
@@ -96,17 +111,7 @@ def check_model_for_plan(model, plan, *, needs_targets, call):
         )
     layers = stateful_layers(model)
     if plan.stateful:
-        for layer in layers:
-            size = layer._expected_batch_size
-            if size is not None and int(size) != plan.batch_size:
-                raise ValueError(
-                    f"Stateful layer {layer.name!r} was built for another batch "
-                    "size than the plan's.\n"
-                    f"- Expected: batch_size={plan.batch_size}\n"
-                    f"- Received: a layer with batch size {int(size)}\n"
-                    "Use keras_tbptt.rebatch(model, batch_size) to get a copy of "
-                    "the model with the plan's batch size."
-                )
+        check_batch_size(layers, plan.batch_size)
         _check_layer_kwargs(layers, plan)
     shape = _output_shape(model)
     if not needs_targets or shape is None or kind is None:
@@ -453,17 +458,8 @@ class ResetStates(keras.callbacks.Callback):
         if plan is not None:
             call = {"train": "fit()", "test": "evaluate()", "predict": "predict()"}[role]
             check_model_for_plan(model, plan, needs_targets=role != "predict", call=call)
-        for layer in layers:
-            size = layer._expected_batch_size
-            if self.batch_size is not None and size is not None and int(size) != self.batch_size:
-                raise ValueError(
-                    f"Stateful layer {layer.name!r} was built for another batch "
-                    "size than the plan's.\n"
-                    f"- Expected: batch_size={self.batch_size}\n"
-                    f"- Received: a layer with batch size {int(size)}\n"
-                    "Use keras_tbptt.rebatch(model, batch_size) to get a copy of "
-                    "the model with the plan's batch size."
-                )
+        if self.batch_size is not None:
+            check_batch_size(layers, self.batch_size)
         if keras.backend.backend() == "jax":
             tracked = {id(v) for v in model.non_trainable_variables}
             lost = [
