@@ -41,6 +41,7 @@ _LAZY = {
     "PlanDataset": ("keras_tbptt.training.dataset", "PlanDataset"),
     "rebatch": ("keras_tbptt.training.rebatch", "rebatch"),
     "forecast": ("keras_tbptt.training.forecast", "forecast"),
+    "with_reset_flags": ("keras_tbptt.layers.reset_flags", "with_reset_flags"),
     "layers": ("keras_tbptt.layers", None),
 }
 

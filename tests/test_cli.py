@@ -138,3 +138,19 @@ def test_bad_input_gets_one_line_and_exit_status_2(sunspots_csv, tmp_path, case)
     assert expected in lines[-1], lines
     # argparse prints its usage line first; our own errors are a single line.
     assert len(lines) == 1 or lines[0].startswith("usage:")
+
+
+def test_split_packs_a_ragged_panel(panel_csv, tmp_path):
+    path, frame = panel_csv
+    ragged = frame[(frame.id == "a") | (frame.day < 50)]  # a: 120 days, b: 50
+    ragged_path = tmp_path / "ragged.csv"
+    ragged.to_csv(ragged_path, index=False)
+    out = tmp_path / "packed.npz"
+    result = run("split", ragged_path, "-c", "value", "--id-col", "id", "--time-col", "day",
+                 "-t", "10", "--batch-size", "1", "--remainder", "pad", "--pack", "-o", out)
+    assert result.returncode == 0, result.stderr
+    saved = np.load(out)
+    # One lane: a's 12 chunks, then b's 5; the lane resets where b starts.
+    assert saved["x"].shape == (17, 10, 1)
+    assert saved["reset_flags"].tolist() == [1.0] + [0.0] * 11 + [1.0] + [0.0] * 4
+    assert saved["positions"][12].tolist() == [1, 0]

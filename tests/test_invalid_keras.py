@@ -78,3 +78,60 @@ def test_unknown_timesteps_with_truncation_raise():
     traced = tf.function(layer, input_signature=[tf.TensorSpec((None, None, 1))])
     with pytest.raises(ValueError, match="static number of timesteps"):
         traced.get_concrete_function()
+
+
+def _stateful(batch_size=2, timesteps=5, layer_cls=kt.TBPTTLSTM):
+    return keras.Sequential([
+        keras.Input(batch_shape=(batch_size, timesteps, 1)),
+        layer_cls(3, stateful=True, return_sequences=True),
+    ])
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: kt.with_reset_flags("model"), TypeError, "`model` must be a keras.Model"),
+        (lambda: kt.with_reset_flags(_stateful(layer_cls=keras.layers.LSTM)), ValueError,
+         r"Stateful layers \['lstm.*'\] cannot read reset flags"),
+        (lambda: kt.with_reset_flags(keras.Sequential([
+            keras.Input(batch_shape=(2, 5, 1)), kt.TBPTTLSTM(3)])), ValueError,
+         "no stateful TBPTTLSTM layer"),
+        (lambda: kt.TBPTTLSTM(3, stateful=True)(np.zeros((2, 5, 1), "float32"),
+                                                resets=np.zeros(3, "float32")), ValueError,
+         r"(?s)`resets` must hold one flag per row.*Expected: shape \(2,\).*Received: shape \(3,\)"),
+        (lambda: PLAN.dataset(reset_flags="yes"), TypeError, "`reset_flags` must be True, False or None"),
+        (lambda: kt.as_is(np.zeros((2, 10, 1))).dataset(reset_flags=True), ValueError,
+         "`reset_flags=True` needs a stateful plan"),
+    ],
+)
+def test_bad_reset_flag_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_reset_flags_and_model_must_agree():
+    data = np.zeros((2, 20, 1), "float32")
+    plan = kt.naive_split(data, 5, data[..., :1].repeat(3, -1))
+    plain = _stateful()
+    plain.compile(loss="mse")
+    with pytest.raises(ValueError, match=r"dataset with reset flags.*model takes only x"):
+        plain.fit(plan.dataset(reset_flags=True), shuffle=False, verbose=0)
+    flagged = kt.with_reset_flags(_stateful())
+    flagged.compile(loss="mse", steps_per_execution=2)
+    with pytest.raises(ValueError, match=r"without reset flags, but the model takes \[x, reset_flags\]"):
+        flagged.fit(plan.dataset(), shuffle=False, verbose=0, callbacks=plan.callbacks())
+    with pytest.raises(ValueError, match="both a dataset with reset flags and ResetStates"):
+        flagged.predict(plan.dataset(reset_flags=True), callbacks=plan.callbacks(), verbose=0)
+    train, val = plan.validation_split(0.5)
+    with pytest.raises(ValueError, match="without reset flags"):
+        flagged.fit(train.dataset(reset_flags=True), validation_data=val.dataset(),
+                    shuffle=False, verbose=0)
+
+
+def test_packed_plans_refuse_the_callback_path():
+    series = [np.zeros((n, 1)) for n in (7, 12, 20)]
+    plan = kt.naive_split(series, 5, batch_size=2, remainder="pad", pack=True)
+    with pytest.raises(ValueError, match="packed plan resets each lane"):
+        plan.callbacks()
+    with pytest.raises(ValueError, match="packed plan resets each lane"):
+        plan.dataset(reset_flags=False)

@@ -79,7 +79,8 @@ def build_parser():
     split = commands.add_parser(
         "split", help="split series into a stateful plan saved as .npz",
         description="Split series into chunks for a stateful LSTM and save the "
-        "plan's arrays (x, y, sample_weight, resets, positions) to an .npz file.",
+        "plan's arrays (x, y, sample_weight, resets, reset_flags, positions) to an "
+        ".npz file.",
     )
     _add_data_arguments(split, "the feature column(s)")
     split.add_argument("--timesteps", "-t", required=True, type=_timesteps,
@@ -92,6 +93,9 @@ def build_parser():
                        help="contiguous streams per series (default 1)")
     split.add_argument("--remainder", choices=("error", "pad", "drop"), default=None,
                        help="when the length is not a multiple of timesteps")
+    split.add_argument("--pack", action="store_true",
+                       help="pack ragged series back to back into --batch-size lanes "
+                            "(reset per row: see reset_flags)")
     split.add_argument("--out", "-o", required=True, metavar="plan.npz",
                        help="where to save the arrays")
 
@@ -152,7 +156,7 @@ def _split(args):
     import keras_tbptt as kt
 
     frame = _read_frame(args)
-    options = dict(batch_size=args.batch_size, streams=args.streams,
+    options = dict(batch_size=args.batch_size, streams=args.streams, pack=args.pack,
                    id_col=args.id_col, time_col=args.time_col, nan=args.nan)
     if args.remainder is not None:
         options["remainder"] = args.remainder
@@ -161,7 +165,8 @@ def _split(args):
         plan = kt.domain_split(frame, targets, **options)
     else:
         plan = kt.naive_split(frame, args.timesteps, targets, **options)
-    arrays = {"x": plan.x, "resets": plan.resets, "positions": plan.positions,
+    arrays = {"x": plan.x, "resets": plan.resets, "reset_flags": plan.reset_flags,
+              "positions": plan.positions,
               "timesteps": plan.timesteps, "batch_size": plan.batch_size}
     if plan.y is not None:
         arrays.update(y=plan.y, sample_weight=plan.sample_weight)

@@ -15,6 +15,9 @@ FILLER_SHARE_LIMIT = 0.5
 
 def _warn_filler(layout, real):
     """Filler rows cost compute and dilute the loss: warn when they dominate."""
+    if layout.packed:
+        _warn_filler_lanes(layout, real)
+        return
     rows, fillers = len(real), int((~real).sum())
     if not layout.stateful or fillers / rows <= FILLER_SHARE_LIMIT:
         return
@@ -31,10 +34,50 @@ def _warn_filler(layout, real):
     )
 
 
-def validate_layout_args(batch_size, streams, remainder):
+def _warn_filler_lanes(layout, real):
+    """A packed layout has filler at lane ends only: warn when it dominates."""
+    cells = layout.cell_row.size
+    fillers = int((~real[layout.cell_row]).sum())
+    if fillers / cells <= FILLER_SHARE_LIMIT:
+        return
+    n_real = int(real.sum())
+    warnings.warn(
+        f"{fillers} of {cells} cells ({fillers / cells:.0%}) of the packed "
+        f"batches are filler (zeros, sample_weight 0): batch_size="
+        f"{layout.batch_size} lanes for {n_real} rows that cannot be spread "
+        "more evenly (a row stays in one lane). Pass a smaller batch_size"
+        + (" or more streams." if layout.streams == 1 else "."),
+        stacklevel=5,
+    )
+
+
+def validate_layout_args(batch_size, streams, remainder, pack=False):
     check_int(batch_size, "batch_size", allow_none=True)
     check_int(streams, "streams")
     check_choice(remainder, "remainder", REMAINDERS)
+    check_pack(pack, batch_size)
+
+
+def check_pack(pack, batch_size, stateful=True):
+    """`pack=True` needs a stateful plan and an explicit number of lanes."""
+    if not isinstance(pack, bool):
+        raise TypeError(f"`pack` must be True or False. Received: pack={pack!r}")
+    if not pack:
+        return
+    if not stateful:
+        raise ValueError(
+            "`pack=True` needs a stateful plan (lanes carry their state from "
+            "batch to batch), but this scheme builds independent samples. "
+            "Use naive_split, decoupled_split or one_step with pack=True, or "
+            "pack=False."
+        )
+    if batch_size is None:
+        raise ValueError(
+            "`pack=True` needs an explicit `batch_size`: the number of lanes "
+            "(rows of every batch) the series are packed into. Received: "
+            "batch_size=None. Pass e.g. batch_size=16, the model's static "
+            "batch size."
+        )
 
 
 def check_timesteps(timesteps, panel, name="timesteps", remainder="error"):
@@ -78,9 +121,12 @@ def make_plan(
     layer_kwargs=None,
     segments=None,
     sample_segments=None,
+    pack=False,
 ):
     """Build a SplitPlan; `sample_segments(segments, share)` resamples rows
-    (random windows) when the plan is split for validation."""
+    (random windows) when the plan is split for validation; `pack` packs the
+    rows into `batch_size` lanes (`validation_split` keeps it)."""
+    check_pack(pack, batch_size, stateful)
     if streams > 1 and targets is not None and not targets.per_step:
         raise ValueError(
             f"`streams`={streams} cannot be combined with per-sequence targets: "
@@ -104,6 +150,7 @@ def make_plan(
             stateful=stateful,
             streams=streams,
             remainder=remainder,
+            pack=pack,
         )
         real = layout.row_series >= 0
         _warn_filler(layout, real)

@@ -6,8 +6,10 @@ data where possible) plus what is needed to map results back to the
 original layout. Pure numpy/pandas: no Keras import here.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import mmap
 import re
 import warnings
 
@@ -15,6 +17,46 @@ import numpy as np
 import pandas as pd
 
 NAN_POLICIES = ("error", "ffill", "interpolate", "drop")
+
+# The exact NaN/inf checks scan the data in blocks of about this many bytes,
+# so that a large (memory-mapped) array is never copied or mirrored whole.
+SCAN_BYTES = 1 << 20
+
+
+class _SeriesViews(Sequence):
+    """The series of a stacked `[n, length, ...]` array, as views made on demand.
+
+    Behaves like the list `list(stacked)` without holding it: a view is a
+    Python object of 100-500 bytes, which for many short series costs more
+    than the data, and batches are read from `stacked` anyway.
+
+    Example:
+
+    >>> import numpy as np
+    >>> stacked = np.zeros((100_000, 10, 2), dtype=np.float32)
+    >>> series = _SeriesViews(stacked)
+    >>> len(series), series[-1].shape, np.shares_memory(series[3], stacked)
+    (100000, (10, 2), True)
+    """
+
+    __slots__ = ("stacked",)
+
+    def __init__(self, stacked):
+        self.stacked = stacked
+
+    def __len__(self):
+        return self.stacked.shape[0]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.stacked[i] for i in range(len(self))[index]]
+        return self.stacked[index]
+
+    def __iter__(self):
+        return iter(self.stacked)
+
+    def __repr__(self):
+        return f"_SeriesViews({len(self)} series of shape {self.stacked.shape[1:]})"
 
 
 @dataclass
@@ -42,6 +84,8 @@ class Panel:
 
     @property
     def lengths(self):
+        if isinstance(self.arrays, _SeriesViews):  # uniform: no loop over series
+            return np.full(len(self.arrays), self.arrays.stacked.shape[1], np.int64)
         return np.array([a.shape[0] for a in self.arrays], dtype=np.int64)
 
 
@@ -123,10 +167,28 @@ def _as_numeric(values, name, where=""):
     return values
 
 
-def _as_float(values):
+def _memory_mapped(array):
+    """Whether `array` is a view of a memory-mapped file (`np.load(mmap_mode=)`)."""
+    while array is not None:
+        if isinstance(array, (np.memmap, mmap.mmap)):
+            return True
+        array = getattr(array, "base", None)
+    return False
+
+
+def _as_float(values, name="series"):
     # Integers and booleans become float32 (a copy); floats stay views.
     if np.issubdtype(values.dtype, np.floating):
         return values
+    if _memory_mapped(values):
+        warnings.warn(
+            f"`{name}` is a memory-mapped array of dtype {values.dtype}: it is "
+            f"copied into memory as float32 ({values.size * 4 / 1e6:,.1f} MB) "
+            "to make batches. Save it as float32 (e.g. np.save(path, "
+            "array.astype(np.float32))) so that batches are read from the "
+            "file instead.",
+            stacklevel=4,
+        )
     return values.astype(np.float32)
 
 
@@ -156,6 +218,9 @@ TRANSPOSED_MIN_RATIO = 10
 # ... and neighbouring steps must differ this many times more than
 # neighbouring series (a time axis is smoother than a series axis).
 TRANSPOSED_SMOOTHNESS = 4.0
+# ... in a sample of the first series of at most this many values (a few
+# float64 temporaries of it, whatever the size of the data).
+TRANSPOSED_SAMPLE_VALUES = 1 << 15
 
 
 def _is_time_like(name, values):
@@ -301,7 +366,7 @@ def _warn_implausible_array(values, name):
     n, length = values.shape[:2]
     if length < 2 or n < TRANSPOSED_MIN_RATIO * length:
         return
-    rows = max(2, min(n, 1_000_000 // max(1, length * values.shape[2])))
+    rows = max(2, min(n, TRANSPOSED_SAMPLE_VALUES // max(1, length * values.shape[2])))
     sample = np.asarray(values[:rows], dtype=np.float64)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN samples
@@ -355,7 +420,7 @@ def as_panel(
     target_names = None
     if wide:
         stacked, index, ids = _wide_format(series, name)
-        arrays, kind = list(stacked), "wide"
+        arrays, kind = _SeriesViews(stacked), "wide"
         id_name = series.columns.name
     elif isinstance(series, pd.DataFrame):
         target_cols = []
@@ -396,7 +461,7 @@ def as_panel(
         elif values.ndim == 2:
             arrays, kind = [values], "2d"
         elif values.ndim == 3:
-            arrays, kind = list(values), "3d"
+            arrays, kind = _SeriesViews(values), "3d"
             stacked = values
         else:
             raise ValueError(
@@ -406,6 +471,8 @@ def as_panel(
         _warn_implausible_array(values, name)
     if not arrays:
         raise ValueError(f"`{name}` holds no series. Received: {name}={series!r}")
+    if stacked is not None:  # uniform: check one series, not a loop over all
+        arrays = [arrays[0]]
     n_features = {a.shape[1] for a in arrays}
     if len(n_features) > 1:
         raise ValueError(
@@ -420,17 +487,17 @@ def as_panel(
     if n_features == {0}:
         raise ValueError(f"`{name}` has 0 features. Received shape {arrays[0].shape}")
     if stacked is not None:
-        stacked = _as_float(stacked)
-        arrays = list(stacked)
+        stacked = _as_float(stacked, name)
+        arrays = _SeriesViews(stacked)
     else:
-        arrays = [_as_float(a) for a in arrays]
+        arrays = [_as_float(a, name) for a in arrays]
         if len(arrays) == 1:
             stacked = arrays[0][None]
     panel = Panel(
         arrays, kind, stacked, index, ids,
-        original_lengths=np.array([a.shape[0] for a in arrays], dtype=np.int64),
         columns=columns, one_column=one_column, id_name=id_name,
     )
+    panel.original_lengths = panel.lengths
     target_obj = None if targets is None else as_targets(targets, panel)
     if target_names is not None:
         target_obj.columns, target_obj.one_column = target_names
@@ -548,10 +615,10 @@ def _numpy_targets(targets, panel, n, lengths):
     # Per step: a time axis matching the series. Per sequence: one row per series.
     if n == 1 and values.ndim in (1, 2) and values.shape[0] == length:
         values = _as_2d(values, "targets")[None]
-        return Targets(arrays=list(values), stacked=values)
+        return Targets(arrays=_SeriesViews(values), stacked=values)
     if uniform and values.ndim in (2, 3) and values.shape[:2] == (n, length):
         values = values if values.ndim == 3 else values[:, :, None]
-        return Targets(arrays=list(values), stacked=values)
+        return Targets(arrays=_SeriesViews(values), stacked=values)
     if values.ndim in (1, 2) and values.shape[0] == n:
         return Targets(
             per_sequence=_as_2d(values, "targets"), squeeze=values.ndim == 1
@@ -638,15 +705,15 @@ def _handle_nan(panel, targets, nan, name):
         (name, panel.arrays, panel.columns),
         ("targets", _target_arrays(targets), target_columns),
     ):
-        infinite = [np.isinf(a).any(axis=1) for a in arrays]
+        infinite = _row_masks(arrays, np.isinf)
         if any(m.any() for m in infinite):
             total, first = _nan_report(infinite, panel if label == name else None)
             raise ValueError(
                 f"`{label}` contains {total} infinite values ({first}). "
                 "Replace or clip them before splitting."
             )
-    step_nan = [_nan_rows(a) for a in panel.arrays]
-    target_nan = [_nan_rows(a) for a in _target_arrays(targets)]
+    step_nan = _row_masks(panel.arrays, np.isnan)
+    target_nan = _row_masks(_target_arrays(targets), np.isnan)
     if targets is not None and not targets.per_step and any(m.any() for m in target_nan):
         total, first = _nan_report(target_nan)
         raise ValueError(
@@ -654,7 +721,7 @@ def _handle_nan(panel, targets, nan, name):
             "drop those series or fill their targets first."
         )
     if targets is None or not targets.per_step:
-        target_nan = [np.zeros(len(m), bool) for m in step_nan]
+        target_nan = [_clean(len(m)) for m in step_nan]
     if nan == "error" and any(m.any() for m in step_nan):
         total, first = _nan_report(step_nan, panel, panel.arrays, panel.columns)
         raise ValueError(
@@ -676,7 +743,12 @@ def _handle_nan(panel, targets, nan, name):
             "first."
         )
     if targets is not None and any(m.any() for m in target_nan):
-        targets.observed = [(~m).astype(np.float32)[:, None] for m in target_nan]
+        # Series without NaN targets share a read-only view of ones.
+        targets.observed = [
+            (~m).astype(np.float32)[:, None] if m.any()
+            else np.broadcast_to(np.float32(1), (len(m), 1))
+            for m in target_nan
+        ]
         targets.arrays = [
             np.where(m[:, None], 0, a).astype(a.dtype, copy=False) if m.any() else a
             for a, m in zip(targets.arrays, target_nan)
@@ -689,27 +761,33 @@ def _handle_nan(panel, targets, nan, name):
         if not all(k.any() for k in keep):
             raise ValueError(f"nan='drop' would leave an empty series in `{name}`.")
         panel.steps = [np.flatnonzero(k) for k in keep]
-        panel.arrays = [a[k] for a, k in zip(panel.arrays, keep)]
+
+        def cut(arrays):  # series without NaN stay views (a[k] copies)
+            return [a[k] if m.any() else a for a, m, k in zip(arrays, step_nan, keep)]
+
+        panel.arrays = cut(panel.arrays)
         panel.stacked = None
         if targets is not None and targets.per_step:
-            targets.arrays = [a[k] for a, k in zip(targets.arrays, keep)]
+            targets.arrays = cut(targets.arrays)
             if targets.observed is not None:
-                targets.observed = [o[k] for o, k in zip(targets.observed, keep)]
+                targets.observed = cut(targets.observed)
             targets.stacked = None
         return panel, targets
     fill = (lambda f: f.ffill()) if nan == "ffill" else (
         lambda f: f.interpolate(limit_direction="both")
     )
-    panel.arrays = [_fill(a, fill, name, i, nan) for i, a in enumerate(panel.arrays)]
+    # Only the series with NaN are filled (copied); the others stay views.
+    panel.arrays = [
+        _fill(a, fill, name, i, nan) if m.any() else a
+        for i, (a, m) in enumerate(zip(panel.arrays, step_nan))
+    ]
     panel.stacked = None
     return panel, targets
 
 
 def _fill(array, fill, name, i, nan):
-    if not np.isnan(array).any():
-        return array
     filled = fill(pd.DataFrame(array)).to_numpy(dtype=array.dtype)
-    if np.isnan(filled).any():
+    if _row_mask(filled, np.isnan).any():
         raise ValueError(
             f"`{name}` series {i} still has NaN after nan={nan!r} (leading NaN "
             "or a column that is all NaN); use nan='interpolate' or 'drop'."
@@ -717,10 +795,54 @@ def _fill(array, fill, name, i, nan):
     return filled
 
 
-def _nan_rows(array):
-    if not np.issubdtype(array.dtype, np.floating):
-        return np.zeros(len(array), dtype=bool)
-    return np.isnan(array).any(axis=1)
+def _clean(length):
+    """An all-False row mask: a read-only view that costs no memory."""
+    return np.broadcast_to(False, (length,))
+
+
+def _blocks(length, row_bytes):
+    """Slices of `length` rows of `row_bytes` each, about SCAN_BYTES a slice."""
+    step = max(1, SCAN_BYTES // max(1, row_bytes))
+    return [slice(start, start + step) for start in range(0, length, step)]
+
+
+def _row_mask(array, test):
+    """bool `[len(array)]`: rows of `array` where `test` holds for any value.
+
+    Scanned in blocks of about `SCAN_BYTES`, so the temporaries stay small
+    whatever the size of `array`; an array with no hit gets `_clean` (no
+    memory). `test` is `np.isnan` or `np.isinf`: false for integers.
+    """
+    if not np.issubdtype(array.dtype, np.floating) and test is np.isnan:
+        return _clean(len(array))
+    row_bytes = array.itemsize * int(np.prod(array.shape[1:]))
+    mask = None
+    for block in _blocks(len(array), row_bytes):
+        part = test(array[block])
+        hits = part.reshape(len(part), -1).any(axis=1)
+        if hits.any():
+            if mask is None:
+                mask = np.zeros(len(array), dtype=bool)
+            mask[block] = hits
+    return _clean(len(array)) if mask is None else mask
+
+
+def _row_masks(arrays, test):
+    """`_row_mask` of every series; for a stacked panel of short series, in
+    blocks of whole series rather than one call per series."""
+    if not isinstance(arrays, _SeriesViews) or arrays.stacked[:1].nbytes > SCAN_BYTES:
+        return [_row_mask(a, test) for a in arrays]
+    stacked = arrays.stacked
+    n, length = stacked.shape[:2]
+    if not np.issubdtype(stacked.dtype, np.floating) and test is np.isnan:
+        return [_clean(length)] * n
+    masks = [_clean(length)] * n
+    for block in _blocks(n, stacked[:1].nbytes):
+        part = test(stacked[block])
+        hits = part.reshape(part.shape[0], length, -1).any(axis=2)
+        for i in np.flatnonzero(hits.any(axis=1)):
+            masks[block.start + i] = hits[i].copy()
+    return masks
 
 
 def _target_arrays(targets):

@@ -7,10 +7,17 @@ in groups of `batch_size`; batch `j` of a group holds window `j` of each row
 of the group, so row `i` of batch `j + 1` continues row `i` of batch `j`, and
 states are reset when a group starts. Windows may also vary in length
 (`build_window_layout`: one sentence each), zero-padded to `timesteps`.
+
+A *packed* layout (`pack=True`) has no groups: each row of a batch is a
+lane that runs through several rows back to back, and the row and window
+of every cell are stored (`cell_row`, `cell_window`, `[batches,
+batch_size]`); a lane's state is reset where its row changes.
 """
 
+import heapq
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -26,18 +33,74 @@ class Layout:
     row_start: np.ndarray  # [rows]
     row_length: np.ndarray  # [rows] real steps covered by the row
     row_windows: np.ndarray  # [rows] number of windows of the row
-    batch_group: np.ndarray  # [batches]
-    batch_window: np.ndarray  # [batches]
+    # [groups] batches of each group (its rows' most windows); None when
+    # packed. Batch -> (group, window) is computed, not stored: one_step has
+    # a batch per step, and two int64 a batch would cost more than the data.
+    group_windows: np.ndarray
     uniform_rows: bool  # rows tile a [rows, length] block with no padding
     # Windows of varying length (sentences): offset from the row start and
     # real steps of window j of row i, [rows, most windows]; None when
     # windows start every `hop` steps.
     window_offsets: np.ndarray = None
     window_lengths: np.ndarray = None
+    # Packed layouts: row and window of every cell, [batches, batch_size].
+    # Cells after a lane's last row hold a filler row (series -1, no
+    # windows) at window 0.
+    cell_row: np.ndarray = None
+    cell_window: np.ndarray = None
+
+    @property
+    def packed(self):
+        return self.cell_row is not None
 
     @property
     def n_batches(self):
-        return len(self.batch_group)
+        if self.cell_row is not None:
+            return len(self.cell_row)
+        return int(self.group_windows.sum())
+
+    @cached_property
+    def _group_first(self):
+        """`[groups]` first batch of each group."""
+        return np.cumsum(self.group_windows) - self.group_windows
+
+    @property
+    def batch_group(self):
+        """`[batches]` group of each batch (made on demand)."""
+        return np.repeat(np.arange(len(self.group_windows)), self.group_windows)
+
+    @property
+    def batch_window(self):
+        """`[batches]` window of each batch within its group (made on demand)."""
+        return np.arange(self.n_batches) - np.repeat(self._group_first, self.group_windows)
+
+    def batch_cells(self, batch):
+        """`(rows, windows)` of batch `batch`: the one way to read a batch.
+
+        Grouped layouts: a slice of rows and one window (a slice keeps views
+        views); packed layouts: two int arrays `[batch_size]`.
+        """
+        if self.cell_row is not None:
+            return self.cell_row[batch], self.cell_window[batch]
+        group = int(np.searchsorted(self._group_first, batch, side="right")) - 1
+        return self.group_rows(group), batch - int(self._group_first[group])
+
+    def sample_cells(self):
+        """`(rows, windows)` int arrays `[samples]` of every sample, in plan order."""
+        if self.cell_row is not None:
+            return self.cell_row.ravel(), self.cell_window.ravel()
+        first_row = self.batch_group * self.batch_size
+        sizes = np.minimum(self.batch_size, len(self.row_series) - first_row)
+        within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        return np.repeat(first_row, sizes) + within, np.repeat(self.batch_window, sizes)
+
+    def resets(self):
+        """bool `[batches]`: every row of the batch starts from a reset state."""
+        if self.cell_row is not None:
+            return (self.cell_window == 0).all(axis=1)
+        resets = np.zeros(self.n_batches, dtype=bool)
+        resets[self._group_first[self.group_windows > 0]] = True
+        return resets
 
     def offset(self, rows, windows):
         """Offset from the row start of window `windows` of `rows`."""
@@ -118,13 +181,18 @@ def build_layout(
     stateful=True,
     streams=1,
     remainder="error",
+    pack=False,
 ):
     """Compute the batch layout of `segments`.
 
     Args:
         segments: `(series, start, length)` arrays: the parts of the
             validated series to cut into rows (streams) and windows.
+        pack: pack the rows into `batch_size` lanes (`_pack_rows`) instead
+            of groups; needs `stateful`.
     """
+    if pack and not stateful:
+        raise ValueError("`pack=True` needs a stateful layout.")
     hop = timesteps if hop is None else hop
     series, starts, lengths = (np.asarray(a, dtype=np.int64) for a in segments)
     dropped = 0
@@ -162,7 +230,26 @@ def build_layout(
             )
     n_rows = len(series)
     uniform = bool((covered == lengths).all() and len(set(lengths.tolist())) == 1)
-    rows, batch_group, batch_window = _group_rows(
+    if pack:
+        rows, cell_row, cell_window = _pack_rows(
+            (series, starts, lengths, windows), batch_size
+        )
+        return Layout(
+            timesteps=timesteps,
+            hop=hop,
+            batch_size=batch_size,
+            stateful=True,
+            streams=streams,
+            row_series=rows[0],
+            row_start=rows[1],
+            row_length=rows[2],
+            row_windows=rows[3],
+            group_windows=None,
+            uniform_rows=uniform and len(rows[0]) == n_rows,
+            cell_row=cell_row,
+            cell_window=cell_window,
+        )
+    rows, group_windows = _group_rows(
         (series, starts, lengths, windows), batch_size, stateful
     )
     return Layout(
@@ -175,14 +262,13 @@ def build_layout(
         row_start=rows[1],
         row_length=rows[2],
         row_windows=rows[3],
-        batch_group=batch_group,
-        batch_window=batch_window,
+        group_windows=group_windows,
         uniform_rows=uniform and len(rows[0]) == n_rows,
     )
 
 
 def _group_rows(rows, batch_size, stateful):
-    """Complete the last group with filler rows; batch -> (group, window).
+    """Complete the last group with filler rows; count each group's batches.
 
     `rows` is `(series, start, length, windows)`; filler rows have series
     -1, no steps and no windows (weight 0 everywhere).
@@ -196,9 +282,46 @@ def _group_rows(rows, batch_size, stateful):
         windows = np.concatenate([windows, np.zeros(fill, np.int64)])
     n_groups = -(-len(series) // batch_size)
     per_group = np.maximum.reduceat(windows, np.arange(n_groups) * batch_size)
-    batch_group = np.repeat(np.arange(n_groups), per_group)
-    batch_window = np.concatenate([np.arange(c) for c in per_group])
-    return (series, starts, lengths, windows), batch_group, batch_window
+    return (series, starts, lengths, windows), per_group
+
+
+def _pack_rows(rows, batch_size):
+    """Pack rows into `batch_size` lanes; `(rows, cell_row, cell_window)`.
+
+    Longest-processing-time greedy: rows sorted by windows, most first
+    (stable), each to the lane with the fewest windows so far (ties: the
+    lowest lane); inside a lane rows run back to back in that order. There
+    are as many batches as the fullest lane has windows; the cells after a
+    lane's last row point to one filler row (series -1, no windows),
+    appended to `rows` when some lane needs it.
+    """
+    series, starts, lengths, windows = rows
+    n_rows = len(series)
+    lane_of = np.empty(n_rows, np.int64)
+    first_batch = np.empty(n_rows, np.int64)
+    loads = [(0, lane) for lane in range(batch_size)]  # a heap: (windows, lane)
+    counts = windows.tolist()
+    for row in np.argsort(-windows, kind="stable").tolist():
+        used, lane = heapq.heappop(loads)
+        lane_of[row], first_batch[row] = lane, used
+        heapq.heappush(loads, (used + counts[row], lane))
+    n_batches = max(used for used, _ in loads)
+    filler = n_rows  # the index the filler row gets if some lane needs it
+    cell_row = np.full((n_batches, batch_size), filler, np.int64)
+    cell_window = np.zeros((n_batches, batch_size), np.int64)
+    owner = np.repeat(np.arange(n_rows), windows)
+    window = np.arange(len(owner)) - np.repeat(np.cumsum(windows) - windows, windows)
+    cell_row[first_batch[owner] + window, lane_of[owner]] = owner
+    cell_window[first_batch[owner] + window, lane_of[owner]] = window
+    if len(owner) < cell_row.size:
+        zero = np.zeros(1, np.int64)
+        series, starts, lengths, windows = (
+            np.concatenate([series, [-1]]),
+            np.concatenate([starts, zero]),
+            np.concatenate([lengths, zero]),
+            np.concatenate([windows, zero]),
+        )
+    return (series, starts, lengths, windows), cell_row, cell_window
 
 
 def build_window_layout(series, offsets, lengths, *, timesteps, batch_size):
@@ -218,7 +341,7 @@ def build_window_layout(series, offsets, lengths, *, timesteps, batch_size):
     windows = np.array([len(o) for o in offsets], dtype=np.int64)
     n_rows, most = len(series), int(windows.max())
     row_length = np.array([int(np.sum(n)) for n in lengths], dtype=np.int64)
-    rows, batch_group, batch_window = _group_rows(
+    rows, group_windows = _group_rows(
         (series, np.zeros(n_rows, np.int64), row_length, windows),
         batch_size,
         stateful=True,
@@ -239,8 +362,7 @@ def build_window_layout(series, offsets, lengths, *, timesteps, batch_size):
         row_start=rows[1],
         row_length=rows[2],
         row_windows=rows[3],
-        batch_group=batch_group,
-        batch_window=batch_window,
+        group_windows=group_windows,
         uniform_rows=False,
         window_offsets=window_offsets,
         window_lengths=window_lengths,

@@ -27,7 +27,12 @@ class SplitPlan:
             window length).
         stateful: whether batches continue each other (`False` for
             `as_is`, `truncate` and `random_windows`).
-        resets: bool array, one per batch: reset states before this batch.
+        resets: bool array, one per batch: reset states before this batch
+            (for a packed plan: batches where every lane starts anew).
+        packed: whether the plan was built with `pack=True` (lanes run
+            through several series back to back; see `reset_flags`).
+        fill_ratio: real steps in the windows over all steps of all samples
+            (1.0: no padding, no filler).
         positions: int array `[samples, 2]`: series index and first step
             (in the original series) of each sample; `-1` for filler rows.
         layer_kwargs: arguments the recurrent layer needs for this plan
@@ -100,7 +105,46 @@ class SplitPlan:
 
     @property
     def resets(self):
-        return self._layout.batch_window == 0
+        return self._layout.resets()
+
+    @property
+    def packed(self):
+        """Whether lanes run through several series back to back (`pack=True`).
+
+        Each row of a batch (a lane) then starts a new series where
+        `reset_flags` is 1, not only at the first batch: train it with the
+        in-graph resets (`dataset()` sends the flags).
+        """
+        return self._layout.packed
+
+    @property
+    def fill_ratio(self):
+        """Real steps in the windows / all steps of all samples
+        (`samples * timesteps`), as a float in (0, 1].
+
+        Padding and filler rows (or filler at lane ends) are what is
+        missing; a packed plan of a ragged panel fills more.
+        """
+        layout = self._layout
+        rows, windows = self._sample_rows()
+        real = np.where(
+            layout.row_windows[rows] > windows, layout.real_steps(rows, windows), 0
+        )
+        return float(real.sum() / (len(rows) * layout.timesteps))
+
+    @property
+    def reset_flags(self):
+        """float32 `[samples]`, in plan order (as `x`): 1 where that row's
+        state must start from zeros before its sample (a new series, or a
+        new stream of one), else 0.
+
+        The per-row schedule that `dataset(reset_flags=True)` sends along
+        with each batch, for models wrapped by `keras_tbptt.with_reset_flags`
+        (the resets then run inside the graph). `plan.resets` is the
+        per-batch schedule of the callback path.
+        """
+        _, windows = self._sample_rows()
+        return (windows == 0).astype(np.float32)
 
     def __len__(self):
         return self._layout.n_batches
@@ -112,13 +156,7 @@ class SplitPlan:
     def _sample_rows(self):
         """Row and window of every sample, in plan order (cached)."""
         if not hasattr(self, "_sample_cache"):
-            layout = self._layout
-            all_rows = np.arange(len(layout.row_series))
-            rows = [all_rows[layout.group_rows(g)] for g in layout.batch_group]
-            self._sample_cache = (
-                np.concatenate(rows),
-                np.repeat(layout.batch_window, [len(r) for r in rows]),
-            )
+            self._sample_cache = self._layout.sample_cells()
         return self._sample_cache
 
     def __repr__(self):
@@ -128,31 +166,37 @@ class SplitPlan:
             f"batch_size={self.batch_size}, batches={len(self)}, "
             f"resets={int(self.resets.sum())}/{len(self)}, "
             f"stateful={self.stateful}"
+            + (f", packed=True, fill={self.fill_ratio:.2f}" if self.packed else "")
             + (f", timesteps_from={self.timesteps_from!r}" if self.timesteps_from else "")
             + ")"
         )
 
-    def _rows(self, batch):
-        """Slice of the rows in batch `batch` (a slice keeps views views)."""
-        return self._layout.group_rows(self._layout.batch_group[batch])
+    def _cells(self, batch):
+        """`(rows, windows)` of batch `batch` (see `Layout.batch_cells`)."""
+        return self._layout.batch_cells(batch)
 
     # ------------------------------------------------------------------
     # Batches
     def _window_view(self, stacked):
         """`[rows, windows, timesteps, features]` view of `stacked`, if any."""
         layout = self._layout
-        if stacked is None or not layout.uniform_rows:
+        if stacked is None or layout.window_offsets is not None:
             return None
+        # Filler rows (series -1) come last and are never read from the
+        # view (`_full`), so the real rows alone must tile the block.
+        rows = int((layout.row_series >= 0).sum())
         n, length = stacked.shape[:2]
-        rows = len(layout.row_series)
         streams, remainder = divmod(rows, n)
+        if remainder or rows == 0:
+            return None
         row_length = int(layout.row_length[0])
         first = int(layout.row_start[0])
-        expected_start = first + np.tile(np.arange(streams) * row_length, n)
+        covered = (layout.row_windows[:rows] - 1) * layout.hop + layout.timesteps
         if (
-            remainder
-            or not np.array_equal(layout.row_series, np.repeat(np.arange(n), streams))
-            or not np.array_equal(layout.row_start, expected_start)
+            (layout.row_length[:rows] != row_length).any()
+            or (covered != row_length).any()  # padding
+            or (layout.row_series[:rows] != np.arange(rows) // streams).any()
+            or (layout.row_start[:rows] != first + np.arange(rows) % streams * row_length).any()
         ):
             return None
         block = stacked[:, first : first + streams * row_length]
@@ -168,14 +212,18 @@ class SplitPlan:
         return np.moveaxis(windows, -1, 2)
 
     def _gather(self, arrays, batch, dtype):
-        """Copy window `batch_window[batch]` of each row of the batch."""
+        """Copy the window of each row (lane) of batch `batch`."""
         layout = self._layout
-        rows = range(len(layout.row_series))[self._rows(batch)]
-        window = layout.batch_window[batch]
+        rows, windows = self._cells(batch)
+        if isinstance(rows, slice):  # one window for the whole group
+            rows = range(len(layout.row_series))[rows]
+            windows = [windows] * len(rows)
+        else:
+            rows, windows = rows.tolist(), windows.tolist()
         out = np.zeros(
             (len(rows), layout.timesteps) + arrays[0].shape[1:], dtype=dtype
         )
-        for i, row in enumerate(rows):
+        for i, (row, window) in enumerate(zip(rows, windows)):
             series = layout.row_series[row]
             offset = layout.offset(row, window)
             stop = offset + layout.real_steps(row, window)
@@ -218,7 +266,7 @@ class SplitPlan:
         return (self._layout.row_windows[rows] > window).all()
 
     def _batch_x(self, index):
-        rows, window = self._rows(index), self._layout.batch_window[index]
+        rows, window = self._cells(index)
         if self._x_windows is not None and self._full(rows, window):
             return self._x_windows[rows, window]
         return self._gather(self._panel.arrays, index, self._panel.arrays[0].dtype)
@@ -228,7 +276,7 @@ class SplitPlan:
         if self._targets is None:
             return None, None
         layout = self._layout
-        rows, window = self._rows(index), layout.batch_window[index]
+        rows, window = self._cells(index)
         if self._targets.per_step:
             if self._y_windows is not None and self._full(rows, window):
                 y = self._y_windows[rows, window]
@@ -252,7 +300,12 @@ class SplitPlan:
     def _stack(self, part):
         """Concatenate one part (0: x, 1: y, 2: sample_weight) of every batch."""
         if part == 0:
-            if self._x_windows is not None and self._x_windows.shape[1] == 1:
+            if (
+                self._x_windows is not None
+                and self._x_windows.shape[1] == 1
+                and len(self._x_windows) == len(self._layout.row_series)  # no filler
+                and not self.packed
+            ):
                 return self._x_windows[:, 0]  # one window per row: plan order is row order
             return np.concatenate([self._batch_x(i) for i in range(len(self))])
         if self._targets is None:
@@ -502,8 +555,17 @@ class SplitPlan:
 
     # ------------------------------------------------------------------
     # Keras
-    def dataset(self):
+    def dataset(self, reset_flags=None):
         """A `keras.utils.PyDataset` yielding the batches lazily, in order.
+
+        Args:
+            reset_flags: `True` to send each batch's per-row reset flags
+                with it (batches `((x, flags), y, sample_weight)`), for a
+                model wrapped by `keras_tbptt.with_reset_flags`: resets then
+                run inside the graph, with no callbacks, under
+                `steps_per_execution > 1` too. `False`: batches
+                `(x, y, sample_weight)`, reset by `callbacks()`. `None`
+                (default): `True` for packed plans, else `False`.
 
         It never shuffles and raises if Keras asks for batches out of order
         (for example `fit(shuffle=True)`, Keras' default for a finite
@@ -514,7 +576,7 @@ class SplitPlan:
         """
         from keras_tbptt.training.dataset import PlanDataset
 
-        return PlanDataset(self)
+        return PlanDataset(self, reset_flags=reset_flags)
 
     def callbacks(self, validation=None):
         """The state-reset callbacks for `fit`, `evaluate` and `predict`.
@@ -535,6 +597,15 @@ class SplitPlan:
         """
         from keras_tbptt.training.callbacks import ResetStates
 
+        for plan in (self, validation):
+            if getattr(plan, "packed", False):
+                raise ValueError(
+                    "A packed plan resets each lane where its series changes, "
+                    "within a batch, which callbacks (resetting whole batches "
+                    "between them) cannot do. Feed plan.dataset(reset_flags=True) "
+                    "to a model wrapped by keras_tbptt.with_reset_flags(model), "
+                    "with no callbacks."
+                )
         if validation is not None and not isinstance(validation, SplitPlan):
             raise TypeError(
                 "`validation` must be a SplitPlan (e.g. from "

@@ -18,7 +18,9 @@ def plot_layout(plan, *, max_batches=24, max_rows=16):
     (a series, or a stream of it) starts from a reset state. Right panel:
     the grid of batches (columns) and rows Keras sees, coloured by series,
     each box naming `s<series>@<start step>` when there is room (grey:
-    filler rows), with a dashed red line where states are reset. When the
+    filler rows), with a dashed red line where states are reset. A packed
+    plan (`pack=True`) draws its lanes instead, with a red tick before each
+    cell where that lane's series changes (`plan.reset_flags`). When the
     plan is larger than `max_batches` x `max_rows`, only its start is drawn
     and the figure title says how much.
 
@@ -108,8 +110,16 @@ def plot_layout(plan, *, max_batches=24, max_rows=16):
     for series, start in starts:
         left.plot([start, start], [lane[series] - 0.48, lane[series] + 0.48],
                   color="red", linewidth=1.5, gid="reset")
-    for batch in np.flatnonzero(plan.resets[:n_batches]):
-        right.axvline(batch - 0.5, color="red", linestyle="--", linewidth=1.5)
+    if plan.packed:  # lanes reset one by one: a tick where a lane's series changes
+        flags = plan.reset_flags
+        for sample in drawn:
+            if flags[sample] and positions[sample, 0] >= 0:
+                batch, row = divmod(int(sample), size)
+                right.plot([batch - 0.5, batch - 0.5], [row - 0.45, row + 0.45],
+                           color="red", linewidth=2, gid="lane_reset")
+    else:
+        for batch in np.flatnonzero(plan.resets[:n_batches]):
+            right.axvline(batch - 0.5, color="red", linestyle="--", linewidth=1.5)
     real = positions[drawn]
     real = real[real[:, 0] >= 0]
     left.set(xlim=(0, max(real[:, 1].max() + plan.timesteps, 1) if len(real) else 1),
@@ -122,8 +132,10 @@ def plot_layout(plan, *, max_batches=24, max_rows=16):
         left.xaxis.set_major_formatter(FuncFormatter(
             lambda value, _: str(dates[int(value)].date()) if 0 <= value < len(dates) else ""))
         left.set_xlabel("time")
-    right.set(xlim=(-0.6, n_batches - 0.4), ylim=(n_rows - 0.4, -0.6),
-              xlabel="batch", ylabel="row", title="batches (dashed red: reset before)")
+    title = ("packed lanes (red: lane resets before)" if plan.packed
+             else "batches (dashed red: reset before)")
+    right.set(xlim=(-0.6, n_batches - 0.4), ylim=(n_rows - 0.4, -0.6), xlabel="batch",
+              ylabel="lane" if plan.packed else "row", title=title)
     for axis in (right.xaxis, right.yaxis):
         axis.set_major_locator(MaxNLocator(12, integer=True))
     for axis in (left, right):
@@ -140,6 +152,8 @@ def plot_layout(plan, *, max_batches=24, max_rows=16):
 def _coverage(plan, n_batches, n_rows, series_shown):
     """What part of the plan the figure shows, and the key to the drawing."""
     text = f"{plan.scheme}: {len(plan)} batches of {plan.batch_size} rows"
+    if plan.packed:
+        text += f" (packed lanes, fill {plan.fill_ratio:.0%})"
     partial = []
     if n_batches < len(plan):
         partial.append(f"first {n_batches} of {len(plan)} batches")

@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from keras_tbptt.core.inputs import check_int
+from keras_tbptt.layers.reset_flags import current_reset_flags
 
 
 @keras.saving.register_keras_serializable(package="keras_tbptt")
@@ -66,6 +67,10 @@ class TBPTTLSTM(keras.layers.LSTM):
         initial_state: list of initial state tensors (`[h, c]`).
         mask: binary tensor `(batch_size, timesteps)`.
         training: whether the layer runs in training mode (dropout).
+        resets: optional `(batch_size,)` flags: rows flagged 1 start from a
+            zero state (stateful layers: instead of the carried state),
+            inside the graph. A stateful layer inside a model wrapped by
+            `keras_tbptt.with_reset_flags` reads them from the data.
 
     Returns:
         As `keras.layers.LSTM`: `(batch, units)` or, with
@@ -115,6 +120,38 @@ class TBPTTLSTM(keras.layers.LSTM):
         (each piece still on the per-direction fused kernel)."""
         return self.truncate_gradient is None and self.state_step is None
 
+    def call(self, sequences, initial_state=None, mask=None, training=False, resets=None):
+        if resets is None and self.stateful:
+            resets = current_reset_flags()  # inside a `with_reset_flags` model
+        if resets is not None:
+            initial_state = self._reset_rows(sequences, initial_state, resets)
+        return super().call(
+            sequences, initial_state=initial_state, mask=mask, training=training
+        )
+
+    def _reset_rows(self, sequences, initial_state, resets):
+        """The initial states with the rows flagged in `resets` zeroed."""
+        if len(resets.shape) == 2 and resets.shape[1] == 1:
+            resets = ops.reshape(resets, (-1,))
+        batch_size = sequences.shape[0]
+        if len(resets.shape) != 1 or (
+            resets.shape[0] is not None
+            and batch_size is not None
+            and resets.shape[0] != batch_size
+        ):
+            raise ValueError(
+                "`resets` must hold one flag per row of the batch.\n"
+                f"- Expected: shape ({batch_size},)\n"
+                f"- Received: shape {tuple(resets.shape)}"
+            )
+        if initial_state is None:
+            if not self.stateful:
+                return None  # a stateless layer starts every row from zeros
+            initial_state = self.states
+        keep = ops.reshape(ops.equal(resets, 0), (-1, 1))
+        states = [ops.convert_to_tensor(s) for s in initial_state]
+        return [ops.where(keep, s, ops.zeros_like(s)) for s in states]
+
     def _create_state_variables(self, batch_size):
         # Tracked (unlike keras.layers.RNN) so JAX's stateless training,
         # evaluation and prediction loops write the carried states back.
@@ -127,6 +164,7 @@ class TBPTTLSTM(keras.layers.LSTM):
             )
             for name in ("state_h", "state_c")
         ]
+        _shard_along_batch(self.states, batch_size, self.name)
 
     @property
     def weights(self):
@@ -298,3 +336,52 @@ def _keep_layer_semantics_in_bidirectional():
 
 
 _keep_layer_semantics_in_bidirectional()
+
+
+def _shard_along_batch(states, batch_size, layer_name):
+    """Shard stateful states along the batch axis like the data (JAX).
+
+    Under a `keras.distribution` (`DataParallel`, or `ModelParallel` for
+    variables its `LayoutMap` leaves out) Keras replicates every variable;
+    a state holds one row per batch row, and each device computes only the
+    rows of its shard of the batch, so each device keeps those rows:
+    `batch_size / devices` of them. The variable's `_layout` is what Keras'
+    distributions consult first, what every `assign` (reset callbacks
+    included) lays values out by, and what the JAX trainer takes the
+    compiled step's output sharding from. A layout from the user's
+    `LayoutMap` is kept. No distribution, or another backend: nothing
+    changes.
+    """
+    if keras.backend.backend() != "jax":
+        return
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return
+    # Replicated, or not laid out yet (created in a stateless scope: the
+    # deferred initializer lays it out by `_layout`).
+    replicated = [
+        state for state in states
+        if state._layout is None
+        or isinstance(state._layout, keras.distribution.TensorLayout)
+        and all(axis is None for axis in state._layout.axes)
+    ]
+    if not replicated:
+        return
+    mesh, axis = distribution.device_mesh, distribution.batch_dim_name
+    devices = mesh.shape[list(mesh.axis_names).index(axis)]
+    if batch_size % devices:
+        raise ValueError(
+            f"The batch size of the stateful layer '{layer_name}' must divide "
+            f"evenly across the {devices} devices of the '{axis}' axis of "
+            "the distribution's device mesh: each device holds the same "
+            "number of rows of the batch and of the carried states. Give the "
+            "plan a batch size that is a multiple of the device count (e.g. "
+            "`naive_split(..., batch_size=...)`) or use fewer devices.\n"
+            f"- Expected: batch_size a multiple of {devices}\n"
+            f"- Received: batch_size={batch_size}"
+        )
+    layout = keras.distribution.TensorLayout((axis, None), mesh)
+    for state in replicated:
+        state._layout = layout
+        if state._value is not None:
+            state.assign(state.value)  # lays the value out by `_layout`

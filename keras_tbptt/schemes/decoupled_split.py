@@ -13,6 +13,7 @@ def decoupled_split(
     batch_size=None,
     streams=1,
     remainder="error",
+    pack=False,
     id_col=None,
     time_col=None,
     nan="error",
@@ -49,6 +50,19 @@ def decoupled_split(
             `remainder` pads or drops.
         k1: forward steps per update (the update interval).
         k2: backward steps (how far the gradient reaches).
+        pack: `True` to pack ragged series into `batch_size` lanes, as for
+            `naive_split` (needs an explicit `batch_size`): series run back
+            to back in each lane, longest first to the least loaded lane,
+            and a lane's state is reset where its series changes
+            (`plan.reset_flags`); with `k2 > k1` a lane's next window is
+            the same series `k1` steps on, or the first window of the
+            next series:
+
+            ```
+            k1=2, k2=4, 2 lanes     b0        b1        b2
+                       lane 0    s0[0:4]   s0[2:6]   s0[4:8]
+                       lane 1    s1[0:4]   s1[2:6] | s2[0:4]   (| : reset)
+            ```
 
     Returns:
         A `SplitPlan` with `layer_kwargs` for `TBPTTLSTM`.
@@ -62,8 +76,21 @@ def decoupled_split(
     >>> plan = keras_tbptt.decoupled_split(np.zeros((4, 1000, 1)), k1=100, k2=200)
     >>> plan.timesteps, plan.layer_kwargs, len(plan)
     (200, {'state_step': 100}, 9)
+
+    Ragged series packed into 4 lanes fill more of each batch:
+
+    >>> rng = np.random.default_rng(0)
+    >>> panel = [np.ones((n, 1)) for n in rng.integers(20, 200, size=10)]
+    >>> plan = keras_tbptt.decoupled_split(
+    ...     panel, k1=10, k2=20, batch_size=4, remainder="pad"
+    ... )
+    >>> packed = keras_tbptt.decoupled_split(
+    ...     panel, k1=10, k2=20, batch_size=4, remainder="pad", pack=True
+    ... )
+    >>> round(plan.fill_ratio, 2), round(packed.fill_ratio, 2), packed.packed
+    (0.49, 0.94, True)
     """
-    validate_layout_args(batch_size, streams, remainder)
+    validate_layout_args(batch_size, streams, remainder, pack)
     k1, k2 = check_int(k1, "k1"), check_int(k2, "k2")
     panel, target_data = as_panel(
         series, targets, id_col=id_col, time_col=time_col, nan=nan,
@@ -87,4 +114,5 @@ def decoupled_split(
         streams=streams,
         remainder=remainder,
         layer_kwargs=layer_kwargs,
+        pack=pack,
     )

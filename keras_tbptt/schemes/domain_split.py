@@ -76,6 +76,7 @@ def domain_split(
     method="auto",
     batch_size=None,
     streams=1,
+    pack=False,
     remainder=None,
     tolerance=DEFAULT_TOLERANCE,
     max_lag=None,
@@ -114,9 +115,9 @@ def domain_split(
     why that length was chosen. `plan.validation_split` keeps both.
 
     Args:
-        series, targets, batch_size, streams, id_col, time_col: as for
-            `naive_split`. The statistics read the series only, never the
-            targets.
+        series, targets, batch_size, streams, pack, id_col, time_col: as
+            for `naive_split`. The statistics read the series only, never
+            the targets.
         method, max_lag, alpha, detrend, feature: as for
             `suggest_timesteps`.
         remainder: `None` (default: pad only when no divisor is near),
@@ -142,7 +143,7 @@ def domain_split(
     >>> plan.timesteps_from[:45]
     'cycle of 11 steps in the ACF; 11 divides 308'
     """
-    validate_layout_args(batch_size, streams, "error")
+    validate_layout_args(batch_size, streams, "error", pack)
     if remainder is not None:
         check_choice(remainder, "remainder", REMAINDERS)
     tolerance = _check_tolerance(tolerance)
@@ -191,6 +192,7 @@ def domain_split(
         batch_size=batch_size,
         streams=streams,
         remainder=policy,
+        pack=pack,
     )
     plan.suggestion = suggestion
     plan.timesteps_from = f"{_short_rule(suggestion)}; {how}"

@@ -12,6 +12,7 @@ def naive_split(
     batch_size=None,
     streams=1,
     remainder="error",
+    pack=False,
     id_col=None,
     time_col=None,
     nan="error",
@@ -63,6 +64,26 @@ def naive_split(
             `timesteps`: `"error"` (default; the message lists the length's
             factors), `"pad"` (zero-pad the last chunk, `sample_weight` 0)
             or `"drop"` (drop the tail, with a warning).
+        pack: `True` to pack ragged series (or streams) into `batch_size`
+            lanes (needs an explicit `batch_size`). Each row of a batch is a
+            lane that runs through several series back to back, so a short
+            series no longer leaves its row to filler while the group's
+            longest series finishes; filler is left only at lane ends.
+            Series go longest first to the lane with the fewest chunks so
+            far; `plan.reset_flags` is 1 where a lane's series changes, and
+            the model resets that lane's state there, inside the graph
+            (`plan.dataset()` sends the flags; see `keras_tbptt.with_reset_flags`).
+            Series of 3, 2, 2 and 1 chunks in 2 lanes:
+
+            ```
+            pack=False: 5 batches    b0    b1    b2    b3    b4
+                            row 0  s0.c0 s0.c1 s0.c2 |s2.c0 s2.c1
+                            row 1  s1.c0 s1.c1 fill  |s3.c0 fill
+            pack=True: 4 batches     b0    b1    b2    b3
+                           lane 0  s0.c0 s0.c1 s0.c2|s3.c0
+                           lane 1  s1.c0 s1.c1|s2.c0 s2.c1
+                                   (| : that row or lane resets)
+            ```
         id_col, time_col: long-format DataFrame columns naming the series
             and ordering the steps.
         nan: what to do with NaN inputs: `"error"` (default), `"ffill"`,
@@ -84,8 +105,21 @@ def naive_split(
     >>> plan = keras_tbptt.naive_split(np.zeros((100, 50_000, 1)), 500)
     >>> plan.x.shape, plan.batch_size, len(plan), int(plan.resets.sum())
     ((10000, 500, 1), 100, 100, 1)
+
+    A ragged panel, 100 series of 37 to 500 steps, in chunks of 50 and
+    batches of 16: packing fills most of the steps that filler rows
+    wasted, in fewer batches.
+
+    >>> rng = np.random.default_rng(0)
+    >>> panel = [np.ones((n, 1)) for n in rng.integers(37, 501, size=100)]
+    >>> plan = keras_tbptt.naive_split(panel, 50, batch_size=16, remainder="pad")
+    >>> packed = keras_tbptt.naive_split(
+    ...     panel, 50, batch_size=16, remainder="pad", pack=True
+    ... )
+    >>> len(plan), round(plan.fill_ratio, 2), len(packed), round(packed.fill_ratio, 2)
+    (67, 0.51, 38, 0.9)
     """
-    validate_layout_args(batch_size, streams, remainder)
+    validate_layout_args(batch_size, streams, remainder, pack)
     panel, target_data = as_panel(
         series, targets, id_col=id_col, time_col=time_col, nan=nan,
         wide=wide,
@@ -99,4 +133,5 @@ def naive_split(
         batch_size=batch_size,
         streams=streams,
         remainder=remainder,
+        pack=pack,
     )

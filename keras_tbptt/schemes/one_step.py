@@ -10,6 +10,7 @@ def one_step(
     *,
     batch_size=None,
     streams=1,
+    pack=False,
     id_col=None,
     time_col=None,
     nan="error",
@@ -31,6 +32,17 @@ def one_step(
     Args:
         series, targets, batch_size, streams, id_col, time_col, nan, wide: as
             for `naive_split`.
+        pack: `True` to pack ragged series into `batch_size` lanes (needs
+            an explicit `batch_size`), as for `naive_split`: series run back
+            to back in each lane, a lane's state reset where its series
+            changes (`plan.reset_flags`), so only the last batches of the
+            shorter lanes hold filler:
+
+            ```
+            lengths 3, 2, 2, 1   b0    b1    b2    b3
+                     lane 0    s0[0] s0[1] s0[2]|s3[0]
+                     lane 1    s1[0] s1[1]|s2[0] s2[1]   (| : reset)
+            ```
 
     Returns:
         A `SplitPlan` with `timesteps=1`.
@@ -42,13 +54,24 @@ def one_step(
     >>> plan = keras_tbptt.one_step(np.zeros((100, 50, 1)))
     >>> plan.x.shape, len(plan), np.flatnonzero(plan.resets).tolist()
     ((5000, 1, 1), 50, [0])
+
+    Ragged series of 3, 2, 2 and 1 steps: 8 real steps in 5 batches of 2,
+    or packed in 4.
+
+    >>> panel = [np.ones((n, 1)) for n in (3, 2, 2, 1)]
+    >>> plan = keras_tbptt.one_step(panel, batch_size=2)
+    >>> packed = keras_tbptt.one_step(panel, batch_size=2, pack=True)
+    >>> len(plan), plan.fill_ratio, len(packed), packed.fill_ratio
+    (5, 0.8, 4, 1.0)
+    >>> packed.reset_flags.reshape(4, 2).tolist()  # lanes change series
+    [[1.0, 1.0], [0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]
     """
-    validate_layout_args(batch_size, streams, "error")
+    validate_layout_args(batch_size, streams, "error", pack)
     panel, target_data = as_panel(
         series, targets, id_col=id_col, time_col=time_col, nan=nan,
         wide=wide,
     )
     return make_plan(
         "one_step", panel, target_data, timesteps=1, batch_size=batch_size,
-        streams=streams,
+        streams=streams, pack=pack,
     )

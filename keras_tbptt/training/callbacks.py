@@ -242,7 +242,8 @@ def check_data_in_call(plan, method, local, dataset):
     resets = [
         c for c in _callback_list(local.get("callbacks")) if isinstance(c, ResetStates)
     ]
-    if plan.stateful and not resets:
+    _check_reset_flags(model, dataset, resets, call)
+    if plan.stateful and not resets and not dataset.reset_flags:
         warnings.warn(
             f"{call} reads the dataset of a stateful plan without "
             "plan.callbacks(): the states are never reset, so the first batch "
@@ -257,8 +258,48 @@ def check_data_in_call(plan, method, local, dataset):
     validation = local.get("validation_data") if role == "train" else None
     if isinstance(validation, PlanDataset):
         check_model_for_plan(model, validation.plan, needs_targets=True, call=call)
+        _check_reset_flags(model, validation, resets, call)
         for callback in resets:
             callback.check_plan(validation.plan, "test", method)
+
+
+def takes_reset_flags(model):
+    """Whether `model` takes `[x, reset_flags]` (see `with_reset_flags`)."""
+    from keras_tbptt.layers.reset_flags import WithResetFlags
+
+    if any(isinstance(layer, WithResetFlags) for layer in model._flatten_layers()):
+        return True
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return False
+    return bool(inputs) and len(inputs) == 2 and len(inputs[1].shape) == 1
+
+
+def _check_reset_flags(model, dataset, resets, call):
+    """Data with reset flags needs a model that reads them, and the reverse."""
+    if dataset.reset_flags:
+        if not takes_reset_flags(model):
+            raise ValueError(
+                f"{call} got a dataset with reset flags (batches of "
+                "((x, reset_flags), y, sample_weight)), but the model takes "
+                "only x. Wrap it: model = keras_tbptt.with_reset_flags(model), "
+                "or use plan.dataset(reset_flags=False) with "
+                "callbacks=plan.callbacks()."
+            )
+        if resets:
+            raise ValueError(
+                f"{call} got both a dataset with reset flags and ResetStates "
+                "callbacks. The flags reset each row inside the graph; the "
+                "callbacks would reset again between batches (and forbid "
+                "steps_per_execution > 1). Drop plan.callbacks() from the call."
+            )
+    elif dataset.plan.stateful and takes_reset_flags(model):
+        raise ValueError(
+            f"{call} got a dataset without reset flags, but the model takes "
+            "[x, reset_flags] (keras_tbptt.with_reset_flags). Use "
+            "plan.dataset(reset_flags=True), and no plan.callbacks()."
+        )
 
 
 def _schedule(resets, name):
@@ -503,9 +544,11 @@ class ResetStates(keras.callbacks.Callback):
         if any(position % steps for position in due):
             raise ValueError(
                 f"steps_per_execution={steps} runs several batches between "
-                "callbacks, so some resets would be skipped. Compile with "
-                "steps_per_execution=1, or choose it to divide every reset "
-                "position."
+                "callbacks, so some resets would be skipped. Reset inside the "
+                "graph instead: model = keras_tbptt.with_reset_flags(model) "
+                "with plan.dataset(reset_flags=True) and no callbacks (any "
+                "steps_per_execution); or compile with steps_per_execution=1, "
+                "or a value dividing every reset position."
             )
 
     def _check_steps(self, schedule, role):

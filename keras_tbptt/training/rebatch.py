@@ -3,6 +3,7 @@
 import keras
 
 from keras_tbptt.core.inputs import check_int
+from keras_tbptt.layers.reset_flags import WithResetFlags, with_reset_flags
 from keras_tbptt.training.callbacks import stateful_layers
 
 _SAME = object()  # `timesteps` default: keep the model's own
@@ -28,7 +29,8 @@ def rebatch(model, batch_size, *, timesteps=_SAME):
             `state_step <= timesteps`).
 
     Returns:
-        A new `keras.Model`.
+        A new `keras.Model`; for a `with_reset_flags` model, the model inside
+        rebatched and wrapped again.
 
     Example:
 
@@ -57,7 +59,17 @@ def rebatch(model, batch_size, *, timesteps=_SAME):
                     "To run it one step at a time, use keras_tbptt.forecast "
                     "(which drops state_step) or rebuild the layer without it."
                 )
+    wrapped = _reset_flags_wrapper(model)
+    if wrapped is not None:  # rebatch the model inside, then wrap it again
+        return with_reset_flags(_clone(wrapped, batch_size, timesteps))
     return _clone(model, batch_size, timesteps)
+
+
+def _reset_flags_wrapper(model):
+    """The model inside a `with_reset_flags` model, else `None`."""
+    layers = getattr(model, "layers", [])
+    wrappers = [layer for layer in layers if isinstance(layer, WithResetFlags)]
+    return wrappers[0].model if len(wrappers) == 1 else None
 
 
 def _layers(model):
@@ -69,6 +81,9 @@ def _clone(model, batch_size, timesteps=_SAME, forward_only=False):
     """`rebatch`; `forward_only` also drops `truncate_gradient` and
     `state_step` (they do not change the outputs; `state_step` would carry
     the state from inside a call), so the copy accepts any length."""
+    # Forecasting runs the model inside a `with_reset_flags` model: it resets
+    # by itself, one series at a time.
+    model = _reset_flags_wrapper(model) or model
     if not isinstance(model, keras.Model) or not model.built:
         raise TypeError(
             "`model` must be a built keras Sequential or functional Model. "

@@ -1,0 +1,146 @@
+"""Per-row reset flags inside the graph: `with_reset_flags`."""
+
+import contextvars
+
+import keras
+
+# The reset flags of the batch the wrapped model is running on. Set by
+# `WithResetFlags.call` for the duration of the inner model's call, so every
+# stateful `TBPTTLSTM` inside (nested models, `Bidirectional` included) reads
+# the flags of its own batch, whether traced once per step or unrolled for
+# `steps_per_execution > 1`.
+_RESET_FLAGS = contextvars.ContextVar("keras_tbptt_reset_flags", default=None)
+
+
+def current_reset_flags():
+    """The reset flags of the running `with_reset_flags` model, or `None`."""
+    return _RESET_FLAGS.get()
+
+
+@keras.saving.register_keras_serializable(package="keras_tbptt")
+class WithResetFlags(keras.layers.Layer):
+    """Run `model` with per-row reset flags (built by `with_reset_flags`).
+
+    Args:
+        model: the model to run; its stateful `TBPTTLSTM` layers read the
+            flags.
+
+    Call arguments:
+        inputs: the model's input.
+        reset_flags: `(batch_size,)`: 1 where that row's state starts from
+            zeros before this batch.
+    """
+
+    def __init__(self, model, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+
+    def build(self, inputs_shape, reset_flags_shape=None):
+        self.built = True
+
+    def call(self, inputs, reset_flags, training=None):
+        token = _RESET_FLAGS.set(reset_flags)
+        try:
+            return self.model(inputs, training=training)
+        finally:
+            _RESET_FLAGS.reset(token)
+
+    def compute_output_spec(self, inputs, reset_flags, training=None):
+        return self.model.compute_output_spec(inputs)
+
+    def get_config(self):
+        config = {"model": keras.saving.serialize_keras_object(self.model)}
+        base_config = super().get_config()
+        return {**base_config, **config}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(config["model"])
+        return cls(**config)
+
+
+def with_reset_flags(model):
+    """Wrap `model` so per-row reset flags come with the data.
+
+    The returned model takes `[x, reset_flags]`: `x` as `model` does and
+    `reset_flags` of shape `(batch_size,)`. Before each batch, every
+    stateful `keras_tbptt.TBPTTLSTM` inside zeroes the carried state of the
+    rows flagged 1, inside the graph. Feed it a plan's
+    `dataset(reset_flags=True)` (or `[plan.x, plan.reset_flags]` as arrays)
+    and no `ResetStates` callback: training, validation and prediction each
+    reset by their own data's flags, `steps_per_execution` may exceed 1,
+    and packed plans (`pack=True`) reset each lane where its series
+    changes.
+
+    The wrapper shares `model`'s layers and weights: train either, the other
+    sees the change. Keras' own recurrent layers cannot read the flags, so a
+    stateful one is refused (use `TBPTTLSTM`).
+
+    Args:
+        model: a built Keras model with one input and a fixed batch size
+            (`keras.Input(batch_shape=...)`), Sequential or functional.
+
+    Returns:
+        A functional `keras.Model` with inputs `[x, reset_flags]` and
+        `model`'s outputs.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_tbptt
+    >>> plan = keras_tbptt.naive_split(np.zeros((4, 60, 1)), 20, np.zeros((4, 60, 1)))
+    >>> model = keras_tbptt.with_reset_flags(keras.Sequential([
+    ...     keras.Input(batch_shape=(plan.batch_size, plan.timesteps, 1)),
+    ...     keras_tbptt.TBPTTLSTM(3, stateful=True, return_sequences=True),
+    ... ]))
+    >>> [tuple(t.shape) for t in model.inputs]
+    [(4, 20, 1), (4,)]
+    >>> model.compile(loss="mse", steps_per_execution=3)
+    >>> history = model.fit(plan.dataset(reset_flags=True), shuffle=False, verbose=0)
+    >>> plan.reset_flags.reshape(len(plan), plan.batch_size)[:, 0].tolist()
+    [1.0, 0.0, 0.0]
+    """
+    from keras_tbptt.layers.tbptt_lstm import TBPTTLSTM
+    from keras_tbptt.training.callbacks import stateful_layers
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "`model` must be a keras.Model (Sequential or functional). "
+            f"Received: model of type {type(model).__name__}"
+        )
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs or len(inputs) != 1:
+        raise ValueError(
+            "`model` must be a built model with exactly one input, e.g. a "
+            "Sequential starting with keras.Input(batch_shape=(batch, "
+            "timesteps, features)). Received: a model with inputs "
+            f"{inputs!r}"
+        )
+    layers = stateful_layers(model)
+    keras_own = [layer.name for layer in layers if not isinstance(layer, TBPTTLSTM)]
+    if keras_own:
+        raise ValueError(
+            f"Stateful layers {keras_own} cannot read reset flags: only "
+            "keras_tbptt.TBPTTLSTM resets rows inside the graph. Build them "
+            "as TBPTTLSTM(units, stateful=True, ...), or keep the callback "
+            "path: fit(plan.dataset(), callbacks=plan.callbacks())."
+        )
+    if not layers:
+        raise ValueError(
+            "`model` has no stateful TBPTTLSTM layer, so reset flags would "
+            "do nothing. Build the recurrent layers with stateful=True."
+        )
+    batch_size = inputs[0].shape[0]
+    if batch_size is None:
+        raise ValueError(
+            "`model` must have a fixed batch size: give it "
+            "keras.Input(batch_shape=(batch, timesteps, features)). "
+            f"Received: input shape {tuple(inputs[0].shape)}"
+        )
+    x = keras.Input(batch_shape=inputs[0].shape, dtype=inputs[0].dtype, name="x")
+    flags = keras.Input(batch_shape=(batch_size,), name="reset_flags")
+    outputs = WithResetFlags(model, name=f"{model.name}_with_reset_flags")(x, flags)
+    return keras.Model([x, flags], outputs, name=f"{model.name}_with_reset_flags")
