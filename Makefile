@@ -47,6 +47,8 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_data_path.py
 	$(BIN)/python benchmarks/bench_tbptt_lstm.py
 	$(BIN)/python benchmarks/bench_grid_search.py
+	$(BIN)/python benchmarks/bench_dataset.py
+	$(BIN)/python benchmarks/bench_in_graph_resets.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info site

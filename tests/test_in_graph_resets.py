@@ -205,3 +205,21 @@ def test_rebatch_and_forecast_a_wrapped_model(ragged):
     expected = full_pass(CONFIG, weights, [series[0][:25]])[0]
     got = single.predict([chunk, np.ones(1, "float32")], verbose=0)[0]
     np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+def test_every_stateful_layer_of_a_wrapped_functional_model_resets(ragged):
+    """Stacked stateful layers in a nested functional model all read the flags."""
+    series, targets, weights = ragged
+    plan = SCHEMES["naive_packed"](series, targets)
+    x = keras.Input(batch_shape=(plan.batch_size, plan.timesteps, 2))
+    first = kt.TBPTTLSTM(stateful=True, **CONFIG)
+    second = kt.TBPTTLSTM(3, stateful=True, return_sequences=True)
+    inner = keras.Model(x, second(first(x)))
+    first.set_weights(weights + first.get_weights()[len(weights):])
+    model = kt.with_reset_flags(inner)
+    got = plan.unsplit(model.predict(plan.dataset(), verbose=0))
+    reference = keras.Sequential([keras.layers.LSTM(**CONFIG), keras.layers.LSTM(3, return_sequences=True)])
+    reference.build((None, None, 2))
+    reference.set_weights(first.get_weights()[:3] + second.get_weights()[:3])
+    for out, s in zip(got, series):
+        np.testing.assert_allclose(out, to_numpy(reference(s[None]))[0], atol=2e-5)

@@ -1,13 +1,52 @@
-"""`PlanDataset`: a SplitPlan's batches as a `keras.utils.PyDataset`."""
+"""`PlanDataset`: a SplitPlan's batches as a `keras.utils.PyDataset`.
 
+Keras reads a `PyDataset` through its `PyDatasetAdapter`: Python code per
+batch and, under TensorFlow, a `tf.data.Dataset.from_generator` (a Python
+call per batch from the input pipeline's thread). For the small batches of
+stateful training that is slower than numpy arrays. So the dataset is also
+its own Keras data adapter (Keras uses a `DataAdapter` it is given as is):
+
+- Under JAX (NumPy, torch), read in order: where every batch is a view of
+  the series (equal lengths, no padding or filler) the batches are those
+  views, read with the layout worked out once; otherwise, for series in
+  memory, the whole epoch is gathered at once with numpy (the arrays `plan.x`,
+  `plan.y`, `plan.sample_weight` hold, which `fit` would take instead) and
+  sliced per batch; memory-mapped series are read batch by batch.
+- Under TensorFlow: that epoch as tensors, sliced in the `tf.data` graph
+  (what Keras does with arrays); memory-mapped series: a `tf.numpy_function`
+  per batch.
+- `predict` gets only the inputs; `fit(shuffle=True)` reads in random
+  order, as Keras would (refused for stateful plans).
+
+`DataAdapter` is private Keras API: without it the dataset is read as a
+plain `PyDataset` (the same batches, more slowly).
+"""
+
+import random
 import sys
+import weakref
 
 import keras
+import numpy as np
 
+from keras_tbptt.core.inputs import _memory_mapped, check_int
 from keras_tbptt.training.callbacks import check_data_in_call, keras_call
 
+try:  # Keras' (private) data adapter interface; see the module docstring.
+    from keras.src.trainers.data_adapters.data_adapter import DataAdapter as _DataAdapter
 
-class PlanDataset(keras.utils.PyDataset):
+    _ADAPTER = (_DataAdapter,)
+except ImportError:  # pragma: no cover - another Keras layout: the plain PyDataset path
+    _ADAPTER = ()
+
+# The whole epoch (inputs, targets and weights of every sample, as in plan.x,
+# plan.y and plan.sample_weight) is gathered at once when it takes at most
+# this; larger or memory-mapped series are read batch by batch. It also keeps
+# TensorFlow's copy clear of its 2 GB limit on graph constants.
+EPOCH_MAX_BYTES = 2**30
+
+
+class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
     """Serve a plan's batches in order, and refuse any other order.
 
     Built by `SplitPlan.dataset()`. Stateful training needs batch `j + 1` to
@@ -24,12 +63,22 @@ class PlanDataset(keras.utils.PyDataset):
     batch size or lack `plan.layer_kwargs`; the model's output does not fit
     per-step or per-sequence targets; the call's `ResetStates` follow
     another schedule (another plan's callbacks, or validation data without
-    `callbacks(validation=val)`). It warns when a stateful plan runs
-    without any `ResetStates` (states would carry over from the last call).
+    `callbacks(validation=val)`); `fit` gets a `class_weight` (the batches
+    carry sample weights). It warns when a stateful plan runs without any
+    `ResetStates` (states would carry over from the last call).
 
     Stateless plans (`as_is`, `truncate`, `random_windows`) may be shuffled.
     Yields `(x, y, sample_weight)` for plans with targets and `(x,)`
-    otherwise (for `predict`).
+    otherwise (for `predict`). With `reset_flags=True`, `x` is
+    `(x, flags)`: the batch's per-row reset flags, `(batch_size,)`, for a
+    model wrapped by `keras_tbptt.with_reset_flags` (no callbacks needed).
+
+    Keras reads it as fast as numpy arrays of the same batches (see
+    `benchmarks/bench_dataset.py`). Under JAX, batches are views of your
+    series where every batch can be one (as from `plan.batch`). Otherwise,
+    and under TensorFlow, series in memory are gathered into the epoch's
+    batches once per dataset (up to 1 GiB: the arrays `fit` would take
+    instead); memory-mapped series stay on disk and are read batch by batch.
 
     Example:
 
@@ -43,10 +92,41 @@ class PlanDataset(keras.utils.PyDataset):
     True
     """
 
-    def __init__(self, plan):
+    def __init__(self, plan, reset_flags=None):
         super().__init__(workers=1, use_multiprocessing=False)
+        if reset_flags is None:
+            reset_flags = bool(getattr(plan, "packed", False))
+        if not isinstance(reset_flags, bool):
+            raise TypeError(
+                "`reset_flags` must be True, False or None. "
+                f"Received: reset_flags={reset_flags!r}"
+            )
+        if reset_flags and not plan.stateful:
+            raise ValueError(
+                f"`reset_flags=True` needs a stateful plan; a {plan.scheme} "
+                "plan's samples are independent and carry no state. "
+                "Received: reset_flags=True"
+            )
+        if not reset_flags and getattr(plan, "packed", False):
+            raise ValueError(
+                "A packed plan resets each lane where its series changes, "
+                "which only per-row reset flags can do. Use "
+                "plan.dataset(reset_flags=True) with a model wrapped by "
+                "keras_tbptt.with_reset_flags(model). Received: reset_flags=False"
+            )
         self.plan = plan
+        self.reset_flags = reset_flags
+        self._flags = (
+            plan.reset_flags.reshape(len(plan), plan.batch_size) if reset_flags else None
+        )
         self._next = 0
+        self._fast = None  # per-batch read plan, built on first read (`_prepare`)
+        self._epoch = None  # `_epoch_arrays` for `_in_order`, once built (or False)
+        self._tf_datasets = {}  # the tf.data pipelines, once built, by inputs_only
+        self._tf_path = None  # which kind: "epoch" or "numpy_function"
+        # `(shuffle, inputs_only)` of each Keras epoch iterator reading this
+        # dataset (the training data and validation data may be one object).
+        self._settings_for = weakref.WeakKeyDictionary()
 
     @property
     def num_batches(self):
@@ -55,6 +135,7 @@ class PlanDataset(keras.utils.PyDataset):
         call = keras_call()
         if call is not None:
             check_data_in_call(self.plan, call[0], call[1], self)
+        self._note_iterator_settings(None if call is None else call[0])
         return len(self.plan)
 
     def __len__(self):
@@ -63,12 +144,12 @@ class PlanDataset(keras.utils.PyDataset):
     def __getitem__(self, index):
         if index >= len(self.plan):
             raise IndexError(f"batch {index} out of range ({len(self.plan)} batches)")
+        index = check_int(index, "index", minimum=0)
         if self.plan.stateful:
             self._check_order(index)
-        x, y, weight = self.plan.batch(index)
-        return (x,) if y is None else (x, y, weight)
+        return self._read(index)
 
-    def _check_order(self, index):
+    def _check_order(self, index, from_keras=None):
         # Index 0 may come at any time: a new epoch, or Keras peeking at the
         # first batch to learn the shapes. Keras reads each batch once per
         # epoch, so a repeated index from Keras is a shuffled epoch; a
@@ -76,7 +157,8 @@ class PlanDataset(keras.utils.PyDataset):
         if index in (0, self._next):
             self._next = index + 1
             return
-        from_keras = sys._getframe(2).f_globals.get("__name__", "").startswith("keras.")
+        if from_keras is None:
+            from_keras = sys._getframe(2).f_globals.get("__name__", "").startswith("keras.")
         if not from_keras and self._next - 2 <= index < self._next:
             return
         restart = " (or batch 0, to start over)" if self._next else ""
@@ -86,3 +168,347 @@ class PlanDataset(keras.utils.PyDataset):
             "Pass shuffle=False to fit() (Keras shuffles the batches of a "
             "finite dataset by default), and do not reorder the dataset."
         )
+
+    # ------------------------------------------------------------------
+    # Reading batches without the per-call checks (the hot path)
+    def _prepare(self):
+        """Work out once which batches are plain views, and their weights.
+
+        A batch is *fast* when its rows are one full group of rows that all
+        have its window in full (the view path of `SplitPlan.batch`), and,
+        for per-step targets, when its sample weights are one of two
+        patterns: all ones (first windows, or windows that do not overlap)
+        or the last `hop` steps (later overlapping windows). Other batches
+        (padding, filler rows, packed lanes, NaN targets) are read by the
+        plan itself, or sliced from `_epoch_arrays` by `_in_order`.
+        """
+        plan, layout = self.plan, self.plan._layout
+        n, size, steps = len(plan), layout.batch_size, layout.timesteps
+        fast = np.zeros(n, bool)
+        if plan._x_windows is not None and not layout.packed and n:
+            group, window = layout.batch_group, layout.batch_window
+            first = np.arange(0, len(layout.row_series), size)
+            complete = first + size <= len(layout.row_series)
+            fewest = np.minimum.reduceat(layout.row_windows, first)
+            fast = complete[group] & (fewest[group] > window)
+            targets = plan._targets
+            if targets is not None and targets.per_step:
+                shortest = np.minimum.reduceat(layout.row_length, first)
+                fast &= (
+                    (plan._y_windows is not None)
+                    and targets.observed is None
+                    and layout.window_lengths is None
+                )
+                fast &= shortest[group] - window * layout.hop >= steps
+            self._first_row = group * size
+            self._window = window
+        owned = np.arange(steps) >= steps - layout.hop
+        self._weights = (
+            np.ones((size, steps), np.float32),
+            np.broadcast_to(owned, (size, steps)).astype(np.float32),
+        )
+        self._fast = fast
+
+    def _read(self, index, inputs_only=False):
+        """Batch `index`, as `plan.batch(index)` (plus the flags), unchecked;
+        `(x,)` alone with `inputs_only`."""
+        if self._fast is None:
+            self._prepare()
+        plan = self.plan
+        targets = None if inputs_only else plan._targets
+        if self._fast[index]:
+            window = self._window[index]
+            rows = slice(self._first_row[index], self._first_row[index] + plan.batch_size)
+            x = plan._x_windows[rows, window]
+            if targets is None:
+                y = weight = None
+            elif targets.per_step:
+                y = plan._y_windows[rows, window]
+                weight = self._weights[bool(window)].copy()
+            else:
+                y, weight = plan._batch_targets(index)
+        else:
+            x = plan._batch_x(index)
+            y, weight = (None, None) if targets is None else plan._batch_targets(index)
+        if self._flags is not None:
+            x = (x, self._flags[index])
+        return (x,) if y is None else (x, y, weight)
+
+    def _in_order(self, inputs_only=False):
+        """Every batch in order: views of the series where all batches are
+        views, else slices of the epoch gathered at once (`_epoch_arrays`),
+        else (memory-mapped series) batch by batch."""
+        if self._fast is None:
+            self._prepare()
+        if self._epoch is None:
+            self._epoch = False if self._fast.all() else _epoch_arrays(self) or False
+        if self._epoch is False:
+            for index in range(len(self.plan)):
+                yield self._read(index, inputs_only)
+            return
+        x, y, weight, flags = self._epoch
+        y = None if inputs_only else y
+        stops = np.cumsum(_batch_rows(self.plan)).tolist()
+        for start, stop in zip([0] + stops[:-1], stops):
+            batch = x[start:stop] if flags is None else (x[start:stop], flags[start:stop])
+            yield (batch,) if y is None else (batch, y[start:stop], weight[start:stop])
+
+    def _shuffled(self):
+        # What Keras' PyDatasetAdapter does for fit(shuffle=True): a stateless
+        # plan's batches in random order; a stateful plan's raise (in order).
+        order = list(range(len(self.plan)))
+        random.shuffle(order)
+        for index in order:
+            if self.plan.stateful:
+                self._check_order(index, from_keras=True)
+            yield self._read(index)
+
+    # ------------------------------------------------------------------
+    # The Keras data adapter interface (see the module docstring)
+    def _note_iterator_settings(self, method):
+        """Keep what the Keras epoch iterator that wraps this dataset needs.
+
+        Keras gives a data adapter no arguments: `shuffle` is read from the
+        frame of `EpochIterator.__init__`, which reads `num_batches` right
+        after wrapping the data; `predict()` (`method`) reads only the
+        inputs, so only they are sent. `class_weight` is refused here, as
+        Keras' PyDataset adapter refuses it with per-batch sample weights.
+        """
+        frame = _iterator_frame(self)
+        if frame is None or "shuffle" not in frame.f_locals:
+            return
+        local = frame.f_locals
+        if local.get("class_weight") is not None:
+            raise ValueError(
+                "You cannot specify `class_weight` and `sample_weight` at the "
+                "same time: a plan's batches carry sample weights (0 on "
+                "padding, filler rows and steps an earlier window trained). "
+                "Scale the targets' weights yourself, or drop class_weight. "
+                f"Received: class_weight={local['class_weight']!r}"
+            )
+        distribution = keras.distribution.distribution()
+        if getattr(distribution, "_is_multi_process", False) and getattr(
+            distribution, "auto_shard_dataset", False
+        ):
+            raise ValueError(
+                "When using a multi-worker distribution with auto-sharding "
+                "enabled, the data must be provided as a `tf.data.Dataset` "
+                f"instance. Received: type(x)={type(self)}. If the dataset is "
+                "already sharded across workers, then set "
+                "`distribution.auto_shard_dataset = False`."
+            )
+        self._settings_for[local["self"]] = (bool(local["shuffle"]), method == "predict")
+
+    def _settings(self):
+        """`(shuffle, inputs_only)` for the Keras epoch iterator calling."""
+        frame = _iterator_frame(self)
+        try:
+            return self._settings_for.get(frame.f_locals["self"], (False, False))
+        except (AttributeError, TypeError):  # no frame, or not a Keras iterator
+            return False, False
+
+    def _iterate(self):
+        shuffle, inputs_only = self._settings()
+        return self._shuffled() if shuffle else self._in_order(inputs_only)
+
+    def get_numpy_iterator(self):
+        return self._iterate()
+
+    def get_jax_iterator(self):
+        # numpy arrays, which Keras passes to JAX as they are.
+        return self._iterate()
+
+    def get_torch_dataloader(self):
+        from keras.src.trainers.data_adapters import data_adapter_utils
+
+        return data_adapter_utils.get_torch_dataloader(self._iterate())
+
+    def get_tf_dataset(self):
+        import tensorflow as tf
+
+        shuffle, inputs_only = self._settings()
+        if shuffle:
+            spec = self._tf_spec(tf, batch_axis=None)
+            return tf.data.Dataset.from_generator(
+                self._shuffled, output_signature=spec
+            ).prefetch(tf.data.AUTOTUNE)
+        if inputs_only not in self._tf_datasets:
+            epoch = _epoch_arrays(self)
+            if epoch is not None:
+                self._tf_path = "epoch"
+                dataset = self._epoch_tf_dataset(tf, epoch, inputs_only)
+            else:
+                self._tf_path = "numpy_function"
+                dataset = self._lazy_tf_dataset(tf, inputs_only)
+            self._tf_datasets[inputs_only] = dataset
+        return self._tf_datasets[inputs_only]
+
+    def _epoch_tf_dataset(self, tf, epoch, inputs_only=False):
+        """Batches sliced from tensors of the whole epoch (`_epoch_arrays`),
+        in the graph: what Keras does with numpy arrays."""
+        size, n = self.plan.batch_size, len(self.plan)
+        x, y, weight, flags = epoch
+        element = (x,) if flags is None else ((x, flags),)
+        element += () if y is None or inputs_only else (y, weight)
+        if not self.has_partial_batch:
+            # [samples, ...] -> [batches, batch_size, ...]: one slice per batch
+            batches = tf.nest.map_structure(
+                lambda a: a.reshape((n, size) + a.shape[1:]), element)
+            data = tf.data.Dataset.from_tensor_slices(batches)
+        else:  # a stateless plan's smaller batches (its last group's)
+            tensors = tf.nest.map_structure(tf.constant, element)
+            rows = _batch_rows(self.plan)
+            bounds = tf.constant(np.stack([np.cumsum(rows) - rows, np.cumsum(rows)], axis=1))
+
+            def batch(index):
+                start, stop = bounds[index][0], bounds[index][1]
+                return tf.nest.map_structure(lambda t: t[start:stop], tensors)
+
+            data = tf.data.Dataset.range(n).map(batch)
+        options = tf.data.Options()
+        options.experimental_optimization.apply_default_optimizations = False
+        return data.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+    def _tf_spec(self, tf, batch_axis, inputs_only=False):
+        def spec(array):
+            return tf.TensorSpec((batch_axis,) + array.shape[1:], tf.as_dtype(array.dtype))
+
+        return tf.nest.map_structure(spec, self._read(0, inputs_only))
+
+    def _lazy_tf_dataset(self, tf, inputs_only=False):
+        """Each batch read by Python (`tf.numpy_function`), for series that
+        stay where they are (memory-mapped, or too large to copy)."""
+        batch_axis = None if self.has_partial_batch else self.plan.batch_size
+        spec = self._tf_spec(tf, batch_axis, inputs_only)
+        flat = tf.nest.flatten(spec)
+
+        def read(index):
+            return tf.nest.flatten(self._read(int(index), inputs_only))
+
+        def fetch(index):
+            arrays = tf.numpy_function(read, [index], [s.dtype for s in flat])
+            for array, s in zip(arrays, flat):
+                array.set_shape(s.shape)
+            return tf.nest.pack_sequence_as(spec, arrays)
+
+        dataset = tf.data.Dataset.range(len(self.plan)).map(fetch)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    @property
+    def batch_size(self):
+        return self.plan.batch_size
+
+    @property
+    def has_partial_batch(self):
+        return self.partial_batch_size is not None
+
+    @property
+    def partial_batch_size(self):
+        # Only stateless plans end with smaller batches (stateful ones fill
+        # the last group with filler rows).
+        rows = _batch_rows(self.plan)
+        return int(rows[-1]) if len(rows) and rows[-1] < self.plan.batch_size else None
+
+
+def _iterator_frame(dataset, depth=6):
+    """The frame (a few calls up) of the Keras epoch iterator reading `dataset`."""
+    frame = sys._getframe(1)
+    for _ in range(depth):
+        if frame is None:
+            return None
+        owner = frame.f_locals.get("self")
+        try:
+            if owner is not dataset and getattr(owner, "data_adapter", None) is dataset:
+                return frame
+        except Exception:  # an object whose attributes cannot be read: not Keras'
+            pass
+        frame = frame.f_back
+    return None
+
+
+def _batch_rows(plan):
+    """Rows (samples) of each batch: `batch_size`, but fewer in the last
+    group of a stateless plan."""
+    layout = plan._layout
+    if layout.packed:
+        return np.full(len(plan), layout.batch_size)
+    left = len(layout.row_series) - layout.batch_group * layout.batch_size
+    return np.minimum(left, layout.batch_size)
+
+
+def _in_memory(arrays, stacked):
+    """Bytes of the series, or `None` when memory-mapped (they stay on disk)."""
+    if stacked is not None:
+        return None if _memory_mapped(stacked) else stacked.nbytes
+    if any(_memory_mapped(array) for array in arrays):
+        return None
+    return sum(array.nbytes for array in arrays)
+
+
+def _flat(arrays, stacked):
+    """`(steps, first)`: all series end to end, and where each one starts."""
+    if stacked is not None:
+        n, length = stacked.shape[:2]
+        return stacked.reshape((n * length,) + stacked.shape[2:]), np.arange(n) * length
+    lengths = np.array([len(array) for array in arrays], np.int64)
+    return np.concatenate(list(arrays)), np.cumsum(lengths) - lengths
+
+
+def _epoch_arrays(dataset):
+    """`(x, y, sample_weight, flags)` of every sample of the epoch, in plan
+    order (`y`, `sample_weight`, `flags`: `None` where the batches have
+    none), built at once; `None` when the series must stay where they are
+    (memory-mapped) or the epoch would take more than `EPOCH_MAX_BYTES`.
+
+    The same values as `plan.x`, `plan.y`, `plan.sample_weight` and
+    `plan.reset_flags` (the arrays `fit` would take instead), gathered with
+    numpy in one go rather than batch by batch.
+    """
+    plan = dataset.plan
+    layout, panel, targets = plan._layout, plan._panel, plan._targets
+    per_step = targets is not None and targets.per_step
+    parts = {"x": (panel.arrays, panel.stacked)}
+    if per_step:
+        parts["y"] = (targets.arrays, targets.stacked)
+        if targets.observed is not None:
+            parts["observed"] = (targets.observed, None)
+    if any(_in_memory(*part) is None for part in parts.values()):
+        return None
+    rows, windows = plan._sample_rows()
+    steps = layout.timesteps
+    per_sample = panel.arrays[0][:1].nbytes * steps + 4 * steps  # x, weights
+    if targets is not None:
+        per_sample += targets.arrays[0][:1].nbytes * steps if per_step else targets.per_sequence[:1].nbytes
+    if len(rows) * per_sample > EPOCH_MAX_BYTES:
+        return None
+    # SplitPlan._gather, for every sample at once: a row that has run out of
+    # windows, filler and padding read zeros.
+    series = layout.row_series[rows]
+    known = np.maximum(series, 0)
+    has = (series >= 0) & (windows < layout.row_windows[rows])
+    length = np.where(has, layout.real_steps(rows, windows), 0)
+    step = np.arange(steps)
+    valid = step < length[:, None]
+    start = layout.row_start[rows] + layout.offset(rows, windows)
+
+    def gather(name):
+        flat, first = _flat(*parts[name])
+        index = np.where(valid, (first[known] + start)[:, None] + step, 0)
+        values = flat[index]
+        values[~valid] = 0
+        return values
+
+    x = gather("x")
+    flags = plan.reset_flags if dataset.reset_flags else None
+    if targets is None:
+        return x, None, None, flags
+    if per_step:
+        y = gather("y")
+        weight = plan._step_mask(rows, windows).astype(np.float32)
+        if targets.observed is not None:  # NaN targets: weight 0
+            weight *= gather("observed")[..., 0]
+        return x, y, weight, flags
+    y = targets.per_sequence[known]
+    y[series < 0] = 0
+    weight = ((layout.row_windows[rows] - 1 == windows) & (series >= 0)).astype(np.float32)
+    return x, (y[:, 0] if targets.squeeze else y), weight, flags
