@@ -6,12 +6,11 @@ data where possible) plus what is needed to map results back to the
 original layout. Pure numpy/pandas: no Keras import here.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-
 import mmap
 import re
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd

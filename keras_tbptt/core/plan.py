@@ -185,7 +185,7 @@ class SplitPlan:
         # Filler rows (series -1) come last and are never read from the
         # view (`_full`), so the real rows alone must tile the block.
         rows = int((layout.row_series >= 0).sum())
-        n, length = stacked.shape[:2]
+        n = stacked.shape[0]
         streams, remainder = divmod(rows, n)
         if remainder or rows == 0:
             return None

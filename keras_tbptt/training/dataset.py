@@ -33,7 +33,9 @@ from keras_tbptt.core.inputs import _memory_mapped, check_int
 from keras_tbptt.training.callbacks import check_data_in_call, keras_call
 
 try:  # Keras' (private) data adapter interface; see the module docstring.
-    from keras.src.trainers.data_adapters.data_adapter import DataAdapter as _DataAdapter
+    from keras.src.trainers.data_adapters.data_adapter import (
+        DataAdapter as _DataAdapter,
+    )
 
     _ADAPTER = (_DataAdapter,)
 except ImportError:  # pragma: no cover - another Keras layout: the plain PyDataset path
