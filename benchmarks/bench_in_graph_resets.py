@@ -84,7 +84,7 @@ def build(plan, flags, steps_per_execution):
         model = keras_tbptt.with_reset_flags(model)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.MeanSquaredError(reduction="mean_with_sample_weight"),
+        loss="mse",
         steps_per_execution=steps_per_execution,
     )
     return model

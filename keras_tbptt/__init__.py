@@ -8,7 +8,8 @@ The package is grouped by role:
 - `timesteps/`: choosing `timesteps`: `suggest_timesteps` (ACF/PACF) and
   `grid_search`.
 - `layers/` and `training/`: the Keras side: `TBPTTLSTM`, the reset
-  callbacks, the plan's dataset, `rebatch` and `forecast`.
+  callbacks, the plan's dataset, `SkipUnweightedBatches`, `rebatch` and
+  `forecast`.
 - `apps/`: the `keras-tbptt` command line and `make demo`.
 
 The data side imports no Keras: the Keras names below load on first use,
@@ -42,6 +43,10 @@ _LAZY = {
     "rebatch": ("keras_tbptt.training.rebatch", "rebatch"),
     "forecast": ("keras_tbptt.training.forecast", "forecast"),
     "with_reset_flags": ("keras_tbptt.layers.reset_flags", "with_reset_flags"),
+    "SkipUnweightedBatches": (
+        "keras_tbptt.training.skip_unweighted",
+        "SkipUnweightedBatches",
+    ),
     "layers": ("keras_tbptt.layers", None),
 }
 

@@ -5,7 +5,8 @@ import importlib.abc
 import importlib.util
 import sys
 
-_LAYERS = "keras_tbptt.layers"
+# Modules whose Keras objects `load_model` must find registered.
+_REGISTERED = ("keras_tbptt.layers", "keras_tbptt.training.skip_unweighted")
 
 
 def module_getattr(package, lazy, public):
@@ -24,8 +25,13 @@ def module_getattr(package, lazy, public):
     return __getattr__, __dir__
 
 
+def _import_registered():
+    for module in _REGISTERED:
+        importlib.import_module(module)
+
+
 class _AfterKerasImport(importlib.abc.MetaPathFinder):
-    """Registers `TBPTTLSTM` right after `keras` finishes importing.
+    """Registers `TBPTTLSTM` (and `SkipUnweightedBatches`) right after `keras` finishes importing.
 
     `keras.models.load_model` finds custom layers only in its registry and
     imports modules of Keras' own packages alone, so a model saved with a
@@ -54,7 +60,7 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder):
             # (a library checking availability) must not use it up.
             if self in sys.meta_path:
                 sys.meta_path.remove(self)
-            importlib.import_module(_LAYERS)
+            _import_registered()
 
         spec.loader.exec_module = exec_then_register
         return spec
@@ -62,6 +68,6 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder):
 
 def register_layers_when_keras_loads():
     if "keras" in sys.modules:
-        importlib.import_module(_LAYERS)
+        _import_registered()
     elif not any(isinstance(f, _AfterKerasImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _AfterKerasImport())

@@ -72,3 +72,16 @@ def value_and_grads(layer, x, loss_fn):
         [g.detach().cpu().numpy() for g in grads[:-1]],
         grads[-1].detach().cpu().numpy(),
     )
+
+
+def unit_weights(plan, weights=None):
+    """`plan.sample_weight` (or `weights` of the plan) as 0/1.
+
+    Asserts first that every nonzero weight equals `plan.weight_scale` (the
+    scale that makes Keras' default reduction report the weighted mean).
+    """
+    weights = plan.sample_weight if weights is None else np.asarray(weights)
+    scale = np.float32(plan.weight_scale)
+    values = set(np.unique(weights).tolist())
+    assert values <= {0.0, float(scale)}, (values, scale)
+    return (weights == scale).astype(np.float32)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import keras_tbptt as kt
+from conftest import unit_weights
 
 
 def test_import_does_not_load_a_backend():
@@ -69,7 +70,7 @@ def test_filler_rows_and_padding_get_zero_weight(rng):
     plan = kt.naive_split(data, 10, data, batch_size=2, remainder="pad")
     # 3 groups (the last has a filler row), 3 windows each (last one 3 steps).
     assert len(plan) == 9 and plan.n_samples == 18
-    w = plan.sample_weight
+    w = unit_weights(plan)
     assert w.sum() == data.size  # every real step exactly once
     filler = plan.positions[:, 0] == -1
     assert filler.sum() == 3 and (w[filler] == 0).all()
@@ -129,7 +130,7 @@ def test_per_sequence_targets_weight_only_the_last_chunk(rng):
     data = rng.normal(size=(3, 30, 1))
     labels = np.array([0, 1, 2])
     plan = kt.naive_split(data, 10, labels, batch_size=2)
-    w, y = plan.sample_weight, plan.y
+    w, y = unit_weights(plan), plan.y
     assert w.shape == (plan.n_samples,) and y.shape == (plan.n_samples,)
     last_chunks = (plan.positions[:, 1] == 20) & (plan.positions[:, 0] >= 0)
     assert (w == last_chunks).all()
@@ -160,7 +161,7 @@ def test_streams_batchify_one_long_series():
 def test_streams_with_padding_cover_every_step_once():
     series = np.arange(1003.0)
     plan = kt.naive_split(series, 50, series, streams=4, remainder="pad")
-    assert plan.sample_weight.sum() == 1003
+    assert unit_weights(plan).sum() == 1003
     np.testing.assert_array_equal(plan.unsplit(plan.y)[:, 0], series)
 
 
@@ -172,7 +173,7 @@ def test_one_step_and_decoupled_round_trip(rng):
     plan = kt.decoupled_split(data, k1=4, k2=8, targets=data, batch_size=3)
     assert plan.layer_kwargs == {"state_step": 4} and plan.x.shape == (12, 8, 2)
     # Every step is weighted exactly once across the overlapping windows.
-    assert plan.sample_weight.sum() == 3 * 20
+    assert unit_weights(plan).sum() == 3 * 20
     np.testing.assert_array_equal(plan.unsplit(plan.x), data)
     np.testing.assert_array_equal(plan.batch(1)[0][0], data[0, 4:12])
 
@@ -275,7 +276,7 @@ def test_plot_layout_draws_every_sample_weight_and_reset(make):
     assert len(right.lines) == plan.resets.sum()
     assert len(_drawn(left)) == real.sum()  # one light box per real sample
     # The filled parts are exactly the weighted steps, overlaps included.
-    assert sum(p.get_width() for p in _drawn(left, "weighted")) == plan.sample_weight.sum()
+    assert sum(p.get_width() for p in _drawn(left, "weighted")) == unit_weights(plan).sum()
     # One red tick where each row (series or stream) starts from a reset state.
     ticks = sorted(line.get_xdata()[0] for line in left.lines if line.get_gid() == "reset")
     layout = plan._layout

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import keras_tbptt as kt
+from conftest import unit_weights
 
 
 def _long_panel(order=("c", "a", "b"), length=6):
@@ -170,12 +171,12 @@ def test_nan_targets_get_weight_zero_and_are_never_invented(policy):
     values = np.arange(8.0)
     frame = pd.DataFrame({"x": values, "y": pd.Series(values).shift(-1)})
     plan = kt.naive_split(frame, 4, "y", nan=policy)
-    y, w = plan.y[:, :, 0].ravel(), plan.sample_weight.ravel()
+    y, w = plan.y[:, :, 0].ravel(), unit_weights(plan).ravel()
     np.testing.assert_array_equal(plan.x[:, :, 0].ravel(), values)  # step kept
     np.testing.assert_array_equal(w, [1, 1, 1, 1, 1, 1, 1, 0])
     np.testing.assert_array_equal(y[:7], values[1:])
     assert y[7] == 0.0
-    weight = plan.unsplit(plan.sample_weight)  # back on the frame's rows
+    weight = plan.unsplit(unit_weights(plan))  # back on the frame's rows
     assert weight.name == "y" and weight.tolist() == [1] * 7 + [0]
 
 
@@ -184,7 +185,7 @@ def test_nan_inputs_are_filled_and_nan_targets_of_the_same_step_stay_unweighted(
     y = np.array([1.0, np.nan, 3.0, np.nan])
     plan = kt.naive_split(x, 2, y, nan="interpolate")
     np.testing.assert_array_equal(plan.x.ravel(), [0, 1, 2, 3])
-    np.testing.assert_array_equal(plan.sample_weight.ravel(), [1, 0, 1, 0])
+    np.testing.assert_array_equal(unit_weights(plan).ravel(), [1, 0, 1, 0])
     np.testing.assert_array_equal(plan.y.ravel(), [1, 0, 3, 0])
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import keras_tbptt as kt
+from conftest import unit_weights
 
 sm = pytest.importorskip("statsmodels.api")
 stattools = pytest.importorskip("statsmodels.tsa.stattools")
@@ -259,7 +260,7 @@ def test_domain_split_uses_a_divisor_and_no_padding():
     x = sunspots().to_numpy()
     plan = kt.domain_split(x[:-1], x[1:])
     assert plan.scheme == "domain_split" and plan.timesteps == 11
-    assert plan.x.shape == (28, 11, 1) and (plan.sample_weight == 1).all()
+    assert plan.x.shape == (28, 11, 1) and (unit_weights(plan) == 1).all()
     assert isinstance(plan.suggestion, kt.TimestepsSuggestion)
     assert re.search(r"timesteps_from='cycle of 11 steps in the ACF; 11 divides 308'\)$", repr(plan))
     np.testing.assert_array_equal(plan.unsplit(plan.y).ravel(), x[1:])
@@ -275,7 +276,7 @@ def test_domain_split_rounds_to_a_nearby_divisor():
     assert "rounded up from 11 to 12, which divides 300" in plan.timesteps_from
     plan = kt.domain_split(series, series, tolerance=0.05)  # no divisor in [10.45, 11.55]
     assert plan.timesteps == 11 and "last chunk padded" in plan.timesteps_from
-    weight = plan.sample_weight
+    weight = unit_weights(plan)
     assert weight.sum() == 300 and (weight[-1, 300 - 27 * 11:] == 0).all()
 
 
@@ -283,7 +284,7 @@ def test_domain_split_pads_unless_the_user_says_otherwise():
     x = sunspots().to_numpy()  # 309 = 3 * 103: no divisor near 11
     padded = kt.domain_split(x, x)
     assert padded.timesteps == 11 and padded.x.shape == (29, 11, 1)
-    assert padded.sample_weight.sum() == 309
+    assert unit_weights(padded).sum() == 309
     with pytest.raises(ValueError, match="do not split evenly"):
         kt.domain_split(x, x, remainder="error")
     with pytest.warns(UserWarning, match="dropped 1 trailing"):

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import keras_tbptt as kt
+from conftest import unit_weights
 
 SETTINGS = settings(
     max_examples=60,
@@ -160,7 +161,7 @@ def test_resets_fall_exactly_where_rows_start(case):
 @given(plans())
 def test_weights_are_one_exactly_once_per_trained_step(case):
     plan, data, observed = case
-    weights = plan.sample_weight
+    weights = unit_weights(plan)
     count = [np.zeros(len(d)) for d in data]
     x = plan.x
     for sample, (series, start) in enumerate(plan.positions):
@@ -200,7 +201,7 @@ def test_properties_cover_streams_with_a_remainder(remainder):
     for original, restored in zip(data, back, strict=True):
         covered = ~np.isnan(restored[:, 0])
         np.testing.assert_array_equal(restored[covered], original[covered])
-    assert plan.sample_weight.sum() == sum((~np.isnan(r[:, 0])).sum() for r in back)
+    assert unit_weights(plan).sum() == sum((~np.isnan(r[:, 0])).sum() for r in back)
 
 
 def test_a_row_out_of_windows_holds_zeros_with_overlapping_windows():

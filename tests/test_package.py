@@ -38,6 +38,7 @@ def test_data_side_never_imports_keras(room):
 SAVE = """
 import keras, numpy as np, keras_tbptt as kt
 model = keras.Sequential([keras.Input((5, 2)), kt.TBPTTLSTM(3, truncate_gradient=2)])
+model.compile(optimizer=kt.SkipUnweightedBatches(keras.optimizers.Adam()), loss="mse")
 model.save({path!r})
 np.save({path!r} + ".npy", model.predict(np.ones((1, 5, 2), "float32"), verbose=0))
 """
@@ -65,6 +66,7 @@ layer = model.layers[0]
 print(type(layer).__name__, layer.truncate_gradient)
 out = model.predict(np.ones((1, 5, 2), "float32"), verbose=0)
 print(np.allclose(out, np.load({path!r} + ".npy")))
+print(type(model.optimizer).__name__)
 """
     loaded = run(load)
     if imports == LOAD["keras_only"]:
@@ -72,7 +74,7 @@ print(np.allclose(out, np.load({path!r} + ".npy")))
         assert loaded.returncode != 0 and "TBPTTLSTM" in loaded.stderr
     else:
         assert loaded.returncode == 0, loaded.stderr[-2000:]
-        assert loaded.stdout.split() == ["TBPTTLSTM", "2", "True"]
+        assert loaded.stdout.split() == ["TBPTTLSTM", "2", "True", "SkipUnweightedBatches"]
 
 
 @pytest.mark.keras

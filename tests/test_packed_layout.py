@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 import keras_tbptt as kt
+from conftest import unit_weights
 from keras_tbptt.core.build import make_plan
 from keras_tbptt.core.inputs import as_panel
 
@@ -105,8 +106,8 @@ def test_every_real_step_is_trained_once_with_its_data(scheme, streams):
     data = _data(lengths)
     targets = [-d for d in data]
     plan = _plan(scheme, data, targets, streams=streams, pack=True)
-    x, y, weights = plan.x, plan.y, plan.sample_weight
-    assert weights.shape == x.shape[:2] and set(np.unique(weights)) <= {0.0, 1.0}
+    x, y, weights = plan.x, plan.y, unit_weights(plan)
+    assert weights.shape == x.shape[:2]
     count = [np.zeros(n, int) for n in lengths]
     for sample, (series, start) in enumerate(plan.positions):
         if series < 0:  # filler: zeros, weight 0
@@ -130,7 +131,7 @@ def test_every_real_step_is_trained_once_with_its_data(scheme, streams):
         rows = slice(index * LANES, (index + 1) * LANES)
         np.testing.assert_array_equal(bx, x[rows])
         np.testing.assert_array_equal(by, y[rows])
-        np.testing.assert_array_equal(bw, weights[rows])
+        np.testing.assert_array_equal(unit_weights(plan, bw), weights[rows])
 
 
 @pytest.mark.parametrize("streams", [1, 2])
@@ -177,7 +178,7 @@ def test_unsplit_gives_back_lists_and_targets(scheme, per_step):
             np.testing.assert_array_equal(restored, original)
         return
     # Per sequence: weight 1 on each series' last window, with its label.
-    weights, y, positions = plan.sample_weight, plan.y, plan.positions
+    weights, y, positions = unit_weights(plan), plan.y, plan.positions
     assert weights.shape == (plan.n_samples,)
     _, timesteps, hop = SCHEMES[scheme]
     last_start = [(_windows(n, timesteps, hop) - 1) * hop for n in lengths]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import keras_tbptt as kt
+from conftest import unit_weights
 from keras_tbptt.core.text import load_pydoc_text, tokenize
 
 END = 1  # the sentence-end id in the generated documents
@@ -93,14 +94,14 @@ def test_layout_matches_reference(rng, max_len, batch_size):
     assert plan.timesteps == expected_len
     np.testing.assert_array_equal(plan.x, x)
     np.testing.assert_array_equal(plan.y, x * 10)
-    np.testing.assert_array_equal(plan.sample_weight, weight)
+    np.testing.assert_array_equal(unit_weights(plan), weight)
     np.testing.assert_array_equal(plan.positions, positions)
     np.testing.assert_array_equal(plan.resets, resets)
     # The batches are the plan's rows, batch by batch.
     for index, (bx, by, bw) in enumerate(plan.batches()):
         rows = slice(index * plan.batch_size, (index + 1) * plan.batch_size)
         np.testing.assert_array_equal(bx, x[rows])
-        np.testing.assert_array_equal(bw, weight[rows])
+        np.testing.assert_array_equal(unit_weights(plan, bw), weight[rows])
 
 
 def test_layout_on_pydoc_text_matches_reference(pydoc):
@@ -134,8 +135,8 @@ def test_padding_and_filler_have_weight_zero(rng):
     docs = random_documents(rng, 5)
     plan = kt.sentence_split(docs, sentence_end=END, max_len=5, targets=docs, batch_size=3)
     # Ids are >= 1, so x == 0 is exactly padding and filler.
-    np.testing.assert_array_equal(plan.sample_weight, (plan.x != 0).astype(np.float32))
-    assert plan.sample_weight.sum() == sum(len(d) for d in docs)
+    np.testing.assert_array_equal(unit_weights(plan), (plan.x != 0).astype(np.float32))
+    assert unit_weights(plan).sum() == sum(len(d) for d in docs)
     filler = plan.positions[:, 0] < 0
     assert filler.any() and not plan.x[filler].any()
 

@@ -99,9 +99,7 @@ def test_next_word_training_on_pydoc_text_lowers_the_loss():
                            head=keras.layers.Dense(300))
     model.compile(
         optimizer=keras.optimizers.Adam(1e-2, clipnorm=1.0),
-        loss=keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="mean_with_sample_weight"
-        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     history = model.fit(
         plan.dataset(), epochs=3, shuffle=False, callbacks=plan.callbacks(), verbose=0

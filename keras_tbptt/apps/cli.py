@@ -1,24 +1,116 @@
 """The `keras-tbptt` command line (also `python -m keras_tbptt`).
 
 ```
-keras-tbptt suggest FILE.csv --column C [--id-col I] [--time-col T] [--plot out.png]
-keras-tbptt split FILE.csv --column C [C ...] --timesteps N|auto [--targets Y] --out plan.npz
+keras-tbptt suggest FILE.csv -c C [--id-col I | --wide] [--time-col T] [--plot out.png]
+keras-tbptt split FILE.csv -c C [-c C ...] -t N|auto [-y Y ...] -o plan.npz
 keras-tbptt demo [--epochs N]
+keras-tbptt --version
 ```
 
-Bad input (a missing file, an unknown column, non-numeric data, NaN) ends
-with a one-line error on stderr and exit status 2, never a traceback.
+Options may come in any order, before or after FILE.csv. `-c`, `-y`:
+one column each, repeated (`-c a -c b`) or a comma-separated list
+(`-c a,b`; a name that is itself a column is taken whole). FILE.csv `-`
+reads the CSV from stdin; `split -o -` writes the .npz to stdout (the
+plan's summary then goes to stderr). Warnings are printed as
+`keras-tbptt: warning: ...` on stderr; a reader that stops early
+(`| head -1`) is not an error.
+
+Exit status: 0 success, 1 bad data (a missing or unreadable file, an
+unknown column, non-numeric data, NaN, a time column that is neither
+numbers nor dates, a timesteps the data cannot take, ...: one line on
+stderr, never a traceback), 2 bad usage (unknown or missing options,
+values of the wrong kind, options that exclude each other: argparse's
+usage line and message).
+
+Time order: without `--time-col` the rows are taken in the file's order.
+A column that is not used and looks like time (a time-like name such as
+date, time, timestamp, step, t; or text that parses as dates) and whose
+values are not in the file's row order (within each `--id-col` series)
+gets a warning naming `--time-col COLUMN`: the CLI never guesses the
+time column, as the Python API never does.
 """
 
 import argparse
+import io
+import os
+import re
 import sys
+import warnings
 
-EXIT_USAGE = 2
+from keras_tbptt import __version__
+
+EXIT_DATA = 1  # bad usage exits 2, from argparse's parser.error
 NAN_POLICIES = ("error", "ffill", "interpolate", "drop")
+STDIO = "-"
+
+NPZ_KEYS = """\
+keys of the .npz (np.load(path)):
+  x              inputs [samples, timesteps, features]
+  sample_weight  [samples, timesteps]: loss weights, 0 on padding, filler
+                 and NaN targets
+  y              targets [samples, timesteps, targets] (with --targets)
+  columns        names of x's features (not with --wide)
+  target_columns names of y's targets (with --targets)
+  series_ids     id of each series (with --id-col; with --wide: the column
+                 names); positions[:, 0] indexes it
+  positions      [samples, 2]: series and first step of each sample (-1: filler)
+  resets         [batches]: reset the states before this batch
+  reset_flags    [samples]: 1 where a row starts a series (for --pack)
+  timesteps      steps per sample (a scalar)
+  batch_size     rows per batch (a scalar)"""
+
+# Python argument -> command-line option, to respell the library's messages
+# (`nan='ffill'` -> `--nan ffill`) rather than rewording them.
+OPTIONS = {
+    "nan": "--nan", "time_col": "--time-col", "id_col": "--id-col",
+    "max_lag": "--max-lag", "batch_size": "--batch-size", "streams": "--streams",
+    "remainder": "--remainder", "pack": "--pack", "wide": "--wide",
+    "timesteps": "--timesteps", "targets": "--targets",
+}
+_QUOTED_LIST = r"'[^']*'(?:, '[^']*')*(?:,? or '[^']*')?"
+_VALUE = rf"(?P<value>{_QUOTED_LIST}|-?[\w.+-]*\w)?"
 
 
 class InputError(Exception):
-    """A problem with the user's input: reported on one line, exit status 2."""
+    """A problem with the user's data: one line on stderr, exit status 1."""
+
+
+class UsageError(Exception):
+    """Options that do not go together: the usage line, exit status 2."""
+
+
+def _cli_spelling(message):
+    """`message` with the Python API's argument names in option spelling."""
+
+    def option_with_value(match):
+        option, value = OPTIONS[match["name"]], match["value"]
+        if value is None:  # `time_col=` as a hint: the option alone
+            return option
+        if value == "True":
+            return option
+        if value in ("False", "None"):
+            return f"no {option}"
+        return f"{option} {value.replace(chr(39), '')}"
+
+    for name, option in OPTIONS.items():
+        message = re.sub(
+            rf"`?\b(?P<name>{name})`?=`?{_VALUE}`?", option_with_value, message
+        )
+        message = re.sub(rf"`{name}`", option, message)
+        if "_" in name:  # never an English word: safe to respell bare
+            message = re.sub(rf"\b{name}\b", option, message)
+    # `series` is the data the --column options select.
+    return message.replace("`series`", "the --column data")
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # Users of a command line need the message, not the library's source line.
+    print(f"keras-tbptt: warning: {_one_line(_cli_spelling(str(message)))}",
+          file=sys.stderr)
 
 
 def _timesteps(text):
@@ -45,14 +137,28 @@ def _positive_int(text):
     return value
 
 
+COLUMNS_SYNTAX = ("repeat the option (-c a -c b) or give a comma-separated list "
+                  "(-c a,b)")
+
+
 def _add_data_arguments(parser, columns_help):
-    parser.add_argument("file", metavar="FILE.csv", help="a CSV file with a header row")
-    parser.add_argument("--column", "-c", required=True, nargs="+", metavar="C",
-                        help=columns_help)
+    parser.add_argument("file", metavar="FILE.csv",
+                        help="a CSV file with a header row; - reads it from stdin")
+    # One column per option (action="append"), never nargs="+": a list of
+    # columns must not swallow FILE.csv when it comes after -c.
+    parser.add_argument("--column", "-c", action="append", metavar="C",
+                        help=f"{columns_help}; required unless --wide")
     parser.add_argument("--id-col", metavar="I",
-                        help="column naming the series of a long-format panel")
+                        help="column naming the series of a long-format panel "
+                             "(one row per series and step)")
+    parser.add_argument("--wide", action="store_true",
+                        help="one column per series (wide format): the series "
+                             "are the --column columns, or every column but "
+                             "--time-col")
     parser.add_argument("--time-col", metavar="T",
-                        help="column ordering the steps (dates are parsed)")
+                        help="column ordering the steps: numbers or dates. "
+                             "Without it the rows are taken in the file's order "
+                             "(a time-like column out of that order gets a warning)")
     parser.add_argument("--nan", choices=NAN_POLICIES, default="error",
                         help="what to do with missing values (default: error)")
 
@@ -62,92 +168,289 @@ def build_parser():
         prog="keras-tbptt",
         description="Truncated BPTT for Keras LSTMs: choose timesteps and split "
         "long series into stateful batches.",
+        epilog="Exit status: 0 success, 1 bad data, 2 bad usage. See "
+        "'keras-tbptt COMMAND --help'.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"keras-tbptt {__version__}",
+                        help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     help="what to do")
 
     suggest = commands.add_parser(
         "suggest", help="suggest timesteps from the ACF/PACF of a series",
         description="Suggest `timesteps` for a series from its autocorrelation "
         "(ACF) and partial autocorrelation (PACF), and say which rule chose it.",
     )
-    _add_data_arguments(suggest, "the column to analyse")
+    _add_data_arguments(suggest, "the column to analyse (one)")
     suggest.add_argument("--max-lag", type=_positive_int, metavar="N",
                          help="largest lag to examine (default: chosen from the length)")
     suggest.add_argument("--plot", metavar="PNG",
-                         help="save the ACF/PACF figure with the chosen lag marked")
+                         help="save the ACF/PACF figure with the chosen lag marked "
+                              "(a file: stdout holds the suggestion)")
 
     split = commands.add_parser(
         "split", help="split series into a stateful plan saved as .npz",
         description="Split series into chunks for a stateful LSTM and save the "
-        "plan's arrays (x, y, sample_weight, resets, reset_flags, positions) to an "
-        ".npz file.",
+        "plan's arrays to an .npz file (np.load reads it).",
+        epilog=NPZ_KEYS, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_data_arguments(split, "the feature column(s)")
+    _add_data_arguments(split, f"a feature column: {COLUMNS_SYNTAX}")
     split.add_argument("--timesteps", "-t", required=True, type=_timesteps,
                        metavar="N|auto",
                        help="steps per chunk, or 'auto' to choose from the ACF/PACF")
-    split.add_argument("--targets", "-y", nargs="+", metavar="Y",
-                       help="target column(s), per step")
-    split.add_argument("--batch-size", type=_positive_int, metavar="B")
+    split.add_argument("--targets", "-y", action="append", metavar="Y",
+                       help=f"a target column, per step: {COLUMNS_SYNTAX}")
+    split.add_argument("--batch-size", type=_positive_int, metavar="B",
+                       help="rows per batch (default: one per series and stream)")
     split.add_argument("--streams", type=_positive_int, default=1, metavar="S",
                        help="contiguous streams per series (default 1)")
     split.add_argument("--remainder", choices=("error", "pad", "drop"), default=None,
-                       help="when the length is not a multiple of timesteps")
+                       help="when the length is not a multiple of timesteps "
+                            "(default: error; with -t auto: pad unless a divisor is near)")
     split.add_argument("--pack", action="store_true",
                        help="pack ragged series back to back into --batch-size lanes "
                             "(reset per row: see reset_flags)")
     split.add_argument("--out", "-o", required=True, metavar="plan.npz",
-                       help="where to save the arrays")
+                       help="where to save the arrays (exactly this name); - writes "
+                            "the .npz to stdout")
 
-    demo = commands.add_parser("demo", help="run the end-to-end demo (make demo)")
-    demo.add_argument("--epochs", type=_positive_int, default=40)
+    demo = commands.add_parser("demo", help="run the end-to-end demo (make demo)",
+                               description="Forecast weekly CO2 end to end.")
+    demo.add_argument("--epochs", type=_positive_int, default=40, metavar="N",
+                      help="training epochs (default 40)")
     demo.add_argument("--out-dir", default="demo_output", metavar="DIR",
                       help="where to save the figures ('' to skip them)")
+    for sub in commands.choices.values():
+        sub.set_defaults(parser=sub)  # to report usage errors found after parsing
     return parser
 
 
-def _read_frame(args):
+def _check_usage(args):
+    """Options that exclude or need each other (argparse cannot say so)."""
+    if args.wide and args.id_col:
+        raise UsageError("--wide and --id-col exclude each other: a wide CSV has one "
+                         "column per series, a long one names them in --id-col")
+    if not args.wide and not args.column:
+        raise UsageError("the following arguments are required: --column/-c "
+                         "(or --wide)")
+    if args.command == "suggest":
+        if args.column and len(args.column) > 1 and not args.wide:
+            raise UsageError(f"suggest analyses one --column; received "
+                             f"{len(args.column)}: {', '.join(args.column)}")
+        if args.plot == STDIO:
+            raise UsageError("--plot - would mix the PNG with the suggestion on "
+                             "stdout; give a file name, e.g. --plot acf.png")
+    if args.command == "split":
+        if args.wide and args.targets:
+            raise UsageError("--targets cannot be used with --wide (every column is "
+                             "a series); use the long format (--id-col) for targets")
+        if args.pack and args.batch_size is None:
+            raise UsageError("--pack needs --batch-size: the number of lanes the "
+                             "series are packed into, e.g. --batch-size 16")
+        if args.out == STDIO and sys.stdout.isatty():
+            raise UsageError("-o - would write binary .npz data to the terminal; "
+                             "redirect stdout (> plan.npz) or give a file name")
+
+
+def _resolve(values, frame, option):
+    """Column names of `-c`/`-y` values: whole names first, else comma lists."""
+    names = []
+    for value in values or []:
+        names.extend([value] if value in frame.columns else value.split(","))
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f"{option} names {', '.join(map(repr, repeated))} more than once")
+    return names
+
+
+def _where(args):
+    return "stdin" if args.file == STDIO else repr(args.file)
+
+
+def _read_csv(args):
     import pandas as pd
 
+    source = sys.stdin.buffer if args.file == STDIO else args.file
     try:
-        frame = pd.read_csv(args.file)
+        return pd.read_csv(source)
     except FileNotFoundError:
-        raise InputError(f"FILE {args.file!r} does not exist") from None
+        raise InputError(f"FILE.csv {args.file!r} does not exist; give the path of a "
+                         "CSV file, or - to read stdin") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise InputError(f"FILE {args.file!r} is not a readable CSV file ({error})") from None
-    wanted = {"--column": args.column, "--targets": getattr(args, "targets", None) or [],
+        raise InputError(f"FILE.csv {_where(args)} is not a readable CSV file "
+                         f"({_one_line(error)}); give a CSV file with a header row") from None
+    except OSError as error:
+        raise InputError(f"FILE.csv {args.file!r} cannot be read: {error.strerror}") from None
+
+
+def _time_values(column):
+    """`column` as numbers or dates, or None: text is never ordered as text."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
+        return column
+    try:
+        return pd.to_numeric(column)
+    except (TypeError, ValueError):
+        pass
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            parsed = pd.to_datetime(column)
+        except (TypeError, ValueError, OverflowError):
+            return None
+    # Without one format for the column pandas parses each value on its own,
+    # which may read "01/02" as January in one row and February in another.
+    if any("infer format" in str(w.message) for w in caught):
+        return None
+    return parsed
+
+
+def _warn_time_like(frame, args, used):
+    """Warn about unused time-like columns that disagree with the row order."""
+    import pandas as pd
+
+    from keras_tbptt.core.inputs import _is_time_like
+
+    out_of_order = []
+    for name in frame.columns:
+        if name in used:
+            continue
+        column = frame[name]
+        times = _time_values(column)
+        if times is None:
+            continue  # neither numbers nor dates: it cannot order the rows
+        dates = pd.api.types.is_datetime64_any_dtype(times)
+        if not (dates or _is_time_like(name, column)):
+            continue  # numbers under a name that does not say time
+        groups = [times] if not args.id_col else [
+            part for _, part in times.groupby(frame[args.id_col], sort=False)
+        ]
+        if not all(part.is_monotonic_increasing for part in groups):
+            out_of_order.append(name)
+    if out_of_order:
+        first = out_of_order[0]
+        warnings.warn(
+            f"column{'s' if len(out_of_order) > 1 else ''} "
+            f"{', '.join(map(repr, out_of_order))} of {_where(args)} look"
+            f"{'' if len(out_of_order) > 1 else 's'} like time and "
+            f"{'are' if len(out_of_order) > 1 else 'is'} not in the file's row order, "
+            "but the rows are taken in the file's order. Pass "
+            f"--time-col {first} to put them in time order.",
+            UserWarning, stacklevel=2,
+        )
+
+
+def _warn_time_series(frame, columns, args):
+    """`--wide` without `--column` takes every column: say so of a time-like one."""
+    import pandas as pd
+
+    from keras_tbptt.core.inputs import _is_time_like
+
+    timelike = [name for name in columns
+                if pd.api.types.is_numeric_dtype(frame[name])
+                and _is_time_like(name, frame[name])]
+    if timelike:
+        warnings.warn(
+            f"--wide reads every column as a series, {timelike[0]!r} too, though it "
+            f"looks like time. Pass --time-col {timelike[0]} to order the rows by it, "
+            "or choose the series with --column.",
+            UserWarning, stacklevel=2,
+        )
+
+
+def _read_frame(args):
+    """`(frame, columns, targets, id_col)`: the CSV as the library reads it."""
+    frame = _read_csv(args)
+    columns = _resolve(args.column, frame, "--column")
+    targets = _resolve(getattr(args, "targets", None), frame, "--targets")
+    wanted = {"--column": columns, "--targets": targets,
               "--id-col": [args.id_col] if args.id_col else [],
               "--time-col": [args.time_col] if args.time_col else []}
     for option, names in wanted.items():
         missing = [name for name in names if name not in frame.columns]
         if missing:
             raise InputError(
-                f"{option} names {', '.join(map(repr, missing))}, which {args.file!r} "
+                f"{option} names {', '.join(map(repr, missing))}, which {_where(args)} "
                 f"lacks; its columns are {', '.join(map(repr, frame.columns))}"
             )
-    if args.time_col and frame[args.time_col].dtype == object:
-        try:
-            frame[args.time_col] = pd.to_datetime(frame[args.time_col])
-        except (ValueError, TypeError):
-            pass  # not dates: ordered as they are (numbers, or sortable strings)
-    keep = [*wanted["--id-col"], *wanted["--time-col"], *args.column, *wanted["--targets"]]
-    return frame[list(dict.fromkeys(keep))]
+    roles = {}
+    for option, names in wanted.items():
+        for name in names:
+            if name in roles:
+                raise UsageError(f"column {name!r} is given to both {roles[name]} and "
+                                 f"{option}; a column has one role")
+            roles[name] = option
+    if args.wide and not columns:
+        columns = [name for name in frame.columns if name != args.time_col]
+        if not args.time_col:
+            _warn_time_series(frame, columns, args)
+    if args.time_col:
+        times = _time_values(frame[args.time_col])
+        if times is None:
+            values = frame[args.time_col]
+            raise InputError(
+                f"--time-col {args.time_col!r} holds text that is neither numbers nor "
+                f"dates in one format (first value {values.iloc[0]!r}), so it cannot "
+                "order the rows; convert it to numbers or dates such as 2020-01-31, "
+                "or sort the file and leave out --time-col"
+            )
+        frame[args.time_col] = times
+    else:
+        _warn_time_like(frame, args, set(roles) | set(columns))
+    if args.wide:
+        return _wide_to_long(frame, columns, args), columns, targets, "series"
+    keep = [*wanted["--id-col"], *wanted["--time-col"], *columns, *targets]
+    return frame[keep], columns, targets, args.id_col
+
+
+def _wide_to_long(frame, columns, args):
+    """A wide CSV (one column per series) as the long format every command reads.
+
+    `suggest_timesteps` and `domain_split` read long frames, not `wide=True`;
+    the ids stay the column names, in the order of the file.
+    """
+    import pandas as pd
+
+    text = [name for name in columns
+            if not (pd.api.types.is_numeric_dtype(frame[name])
+                    or pd.api.types.is_bool_dtype(frame[name]))]
+    if text:
+        raise InputError(
+            f"--wide reads every column as a series, but {', '.join(map(repr, text))} "
+            f"of {_where(args)} {'is' if len(text) == 1 else 'are'} not numeric; pass "
+            f"a time column as --time-col {text[0]}, or choose the series with --column"
+        )
+    if args.time_col:
+        frame = frame.sort_values(args.time_col, kind="stable")
+        if frame[args.time_col].isna().any():
+            raise InputError(f"--time-col {args.time_col!r} has missing times; every "
+                             "row needs one: drop or fill those rows")
+        if frame[args.time_col].duplicated().any():
+            raise InputError(f"--time-col {args.time_col!r} repeats times; a wide CSV "
+                             "needs one row per time step")
+    values = frame[columns].to_numpy()
+    return pd.DataFrame({
+        "series": pd.Index(columns).repeat(len(frame)),
+        "value": values.T.reshape(-1),
+    })
 
 
 def _suggest(args):
     import keras_tbptt as kt
 
-    if len(args.column) != 1:
-        raise InputError(f"suggest analyses one --column; received {len(args.column)}")
-    frame = _read_frame(args)
+    frame, columns, _, id_col = _read_frame(args)
+    if len(columns) != 1 and not args.wide:
+        raise UsageError(f"suggest analyses one --column; received {len(columns)}: "
+                         f"{', '.join(map(repr, columns))}")
     suggestion = kt.suggest_timesteps(
-        frame,
-        max_lag=args.max_lag, id_col=args.id_col, time_col=args.time_col, nan=args.nan,
+        frame, max_lag=args.max_lag, id_col=id_col,
+        time_col=None if args.wide else args.time_col, nan=args.nan,
     )
     print(suggestion)
     if args.plot:
         _save(suggestion.plot(), args.plot)
-        print(f"figure: {args.plot}")
+        print(f"wrote {args.plot}: the ACF/PACF figure", file=sys.stderr)
 
 
 def _split(args):
@@ -155,35 +458,66 @@ def _split(args):
 
     import keras_tbptt as kt
 
-    frame = _read_frame(args)
-    options = dict(batch_size=args.batch_size, streams=args.streams, pack=args.pack,
-                   id_col=args.id_col, time_col=args.time_col, nan=args.nan)
+    frame, columns, targets, id_col = _read_frame(args)
+    if not targets:
+        # The plan weighs steps only for targets: a column of ones as targets
+        # gets the weights (0 on padding, filler) without redoing the layout.
+        weight = "_weight"
+        while weight in frame.columns:
+            weight = f"_{weight}"
+        frame = frame.assign(**{weight: np.float32(1)})
+    options = {"batch_size": args.batch_size, "streams": args.streams, "pack": args.pack,
+               "id_col": id_col, "time_col": None if args.wide else args.time_col,
+               "nan": args.nan}
     if args.remainder is not None:
         options["remainder"] = args.remainder
-    targets = args.targets  # column names: the frame keeps them apart from features
+    given = targets or [weight]
     if args.timesteps == "auto":
-        plan = kt.domain_split(frame, targets, **options)
+        plan = kt.domain_split(frame, given, **options)
     else:
-        plan = kt.naive_split(frame, args.timesteps, targets, **options)
-    arrays = {"x": plan.x, "resets": plan.resets, "reset_flags": plan.reset_flags,
-              "positions": plan.positions,
-              "timesteps": plan.timesteps, "batch_size": plan.batch_size}
-    if plan.y is not None:
-        arrays.update(y=plan.y, sample_weight=plan.sample_weight)
-    np.savez(args.out, **arrays)
-    print(plan)
-    print(f"saved {', '.join(arrays)} to {args.out}")
+        plan = kt.naive_split(frame, args.timesteps, given, **options)
+    arrays = {"x": plan.x}
+    if targets:
+        arrays.update(y=plan.y)
+    arrays.update(sample_weight=plan.sample_weight, resets=plan.resets,
+                  reset_flags=plan.reset_flags, positions=plan.positions,
+                  timesteps=plan.timesteps, batch_size=plan.batch_size)
+    if not args.wide:  # wide: one unnamed feature, the series are in series_ids
+        arrays.update(columns=np.array(columns, dtype=str))
+    if targets:
+        arrays.update(target_columns=np.array(targets, dtype=str))
+    if id_col is not None:
+        # The panel's ids, in the order positions[:, 0] counts the series.
+        ids = np.asarray(plan._panel.ids)
+        # Mixed ids (text and a missing one) would be pickled objects, which
+        # np.load refuses by default: save them as text.
+        arrays.update(series_ids=ids.astype(str) if ids.dtype == object else ids)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    to_stdout = args.out == STDIO
+    if to_stdout:
+        print(plan, file=sys.stderr)  # stdout holds the .npz
+        sys.stdout.flush()
+        sys.stdout.buffer.write(buffer.getvalue())
+    else:
+        try:
+            with open(args.out, "wb") as file:
+                file.write(buffer.getvalue())
+        except OSError as error:
+            raise InputError(f"--out {args.out!r} cannot be written: "
+                             f"{error.strerror}") from None
+        print(plan)
+    shapes = ", ".join(f"{key} {np.shape(value) if np.ndim(value) else value}"
+                       for key, value in arrays.items())
+    print(f"wrote {'stdout' if to_stdout else args.out}: {shapes}", file=sys.stderr)
 
 
 def _save(figure, path):
-    import os
-
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     figure.savefig(path, dpi=110)
 
 
-def main(argv=None):
-    """Run the command line; returns the exit status."""
+def _run(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -191,16 +525,41 @@ def main(argv=None):
 
         demo.main(["--epochs", str(args.epochs), "--out-dir", args.out_dir])
         return 0
-    import matplotlib
-
-    matplotlib.use("Agg")  # a command line draws to files, never to a window
     try:
+        _check_usage(args)
+        import matplotlib
+
+        matplotlib.use("Agg")  # a command line draws to files, never to a window
         {"suggest": _suggest, "split": _split}[args.command](args)
+    except UsageError as error:
+        args.parser.error(str(error))  # usage line, exit status 2
     except (InputError, ValueError, TypeError, OSError) as error:
-        message = " ".join(str(error).split())  # one line, whatever the library wrote
+        if isinstance(error, BrokenPipeError):
+            raise
+        message = _one_line(_cli_spelling(str(error)))
         print(f"keras-tbptt {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_DATA
     return 0
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, where it can be handled
+    except BrokenPipeError:
+        # The reader stopped early (`| head -1`): not an error. As in Python's
+        # "Note on SIGPIPE": stdout to devnull, so the flush at exit is quiet.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+        return 0
+    finally:
+        warnings.showwarning = shown
+    return status
 
 
 if __name__ == "__main__":

@@ -72,6 +72,9 @@ class Panel:
     columns: list = None  # feature labels of pandas input, for `unsplit`
     one_column: bool = False  # a pandas Series: `unsplit` returns a Series
     id_name: object = "id"  # name of the ids (the `id_col`) for `unsplit`
+    # Row positions in the caller's frame of each series' steps, when sorting
+    # by time moved rows (else None): `unsplit` puts them back in place.
+    rows: list = None
 
     @property
     def n_series(self):
@@ -212,6 +215,110 @@ def _as_2d(array, name, where=""):
 # Column names that usually hold the time of a row (tokens of the name).
 TIME_LIKE_NAMES = {"time", "date", "datetime", "timestamp", "step", "t", "ts"}
 
+# Index types whose labels are times: a Series or DataFrame (without
+# `id_col`) indexed by one of them is put in time order.
+TIME_INDEXES = (pd.DatetimeIndex, pd.PeriodIndex, pd.TimedeltaIndex)
+
+
+def _time_values(column, time_col, name):
+    """The values of `time_col` as a pandas Index that sorts in time order.
+
+    Numbers, datetimes, timedeltas and periods are used as they are. Text is
+    never sorted as text ("10" before "2", "1/10/2020" before "1/2/2020"):
+    it is read as numbers when every value is a number, else as dates by
+    `pandas.to_datetime` with one format for the whole column (inferred
+    from the first value, month first unless only day first fits). Text
+    that is neither, or dates in mixed formats, raise a ValueError.
+
+    Example:
+
+    >>> import pandas as pd
+    >>> _time_values(pd.Series(["10", "2", "1"]), "t", "series").tolist()
+    [10, 2, 1]
+    >>> _time_values(pd.Series(["1/10/2020", "1/2/2020"]), "t", "series").day.tolist()
+    [10, 2]
+    """
+    if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+        return pd.Index(column)
+    try:
+        return pd.Index(pd.to_numeric(column))
+    except (TypeError, ValueError):
+        pass
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            parsed = pd.to_datetime(column)
+        except (TypeError, ValueError, OverflowError):
+            parsed = None
+    # Without one format pandas parses each value on its own (dateutil),
+    # which can read "01/02" as January in one row and February in another.
+    guessed = any("Could not infer format" in str(w.message) for w in caught)
+    for w in caught:
+        if "Could not infer format" not in str(w.message):
+            warnings.warn(w.message, w.category, stacklevel=5)
+    if parsed is not None and not guessed:
+        return pd.Index(parsed)
+    # The bad value shown: the first that the reading fitting most values
+    # (numbers or dates) cannot read.
+    present = column.notna()
+    bad = column[pd.to_numeric(column, errors="coerce").isna() & present]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            not_dates = column[pd.to_datetime(column, errors="coerce").isna() & present]
+        except (TypeError, ValueError, OverflowError):
+            not_dates = column
+    if 0 < len(not_dates) < len(bad) or (guessed and not len(not_dates)):
+        bad = not_dates
+    example = bad.iloc[0] if len(bad) else column.iloc[-1]
+    label = bad.index[0] if len(bad) else column.index[-1]
+    raise ValueError(
+        f"`time_col`={time_col!r} of `{name}` holds text that is neither all "
+        "numbers nor dates in one format, so it cannot be put in time order "
+        f"(text is never sorted as text: '10' before '2'). Received: "
+        f"{example!r} at row {label!r}"
+        + ("" if len(bad) else f", first value {column.iloc[0]!r}")
+        + ". Convert the column yourself, e.g. frame[col] = "
+        "pd.to_datetime(frame[col], format='%d/%m/%Y') or pd.to_numeric(frame[col])."
+    )
+
+
+def _time_order(times, name, what, where="", labels=None):
+    """Positions that put `times` (a pandas Index) in time order, stably.
+
+    `None` when the times are already increasing. Missing and repeated
+    times are refused: a series needs one row per time step. A missing
+    time is reported by its row label in `labels`, else its position.
+
+    Example:
+
+    >>> import pandas as pd
+    >>> _time_order(pd.Index([3, 1, 2]), "series", "its index").tolist()
+    [1, 2, 0]
+    >>> _time_order(pd.Index([1, 2, 3]), "series", "its index") is None
+    True
+    """
+    missing = np.asarray(times.isna())
+    if missing.any():
+        first = int(np.flatnonzero(missing)[0])
+        at = f"position {first}" if labels is None else f"row {labels[first]!r}"
+        raise ValueError(
+            f"`{name}` has missing times (NaT or NaN) in {what}{where}, at "
+            f"{at}: every step needs a time. Drop or fill those rows first."
+        )
+    if times.has_duplicates:
+        first = times[times.duplicated()][0]
+        raise ValueError(
+            f"`{name}` has repeated times in {what}{where}: "
+            f"{_label_text(first)} appears more than once; each series needs "
+            "one row per time step. Aggregate or drop the repeated rows first "
+            "(e.g. frame.groupby(level=0).mean() for the index)."
+        )
+    if times.is_monotonic_increasing:
+        return None
+    return np.asarray(times.argsort(kind="stable"))
+
+
 # 3-D reading check: at least this many series per step before looking.
 TRANSPOSED_MIN_RATIO = 10
 # ... and neighbouring steps must differ this many times more than
@@ -258,13 +365,20 @@ def _long_format(frame, id_col, time_col, target_cols, name):
             )
     if id_col is not None and time_col is None:
         _warn_row_order(frame, id_col, target_cols, name)
-    if time_col is not None and id_col is None:
-        frame = frame.sort_values(time_col, kind="stable")
-    groups = (
-        [(None, frame)]
-        if id_col is None
-        else list(frame.groupby(id_col, sort=False, dropna=False))
-    )
+    times, what = None, None
+    if time_col is not None:
+        times, what = _time_values(frame[time_col], time_col, name), f"`time_col`={time_col!r}"
+    elif id_col is None and isinstance(frame.index, TIME_INDEXES):
+        times, what = frame.index, f"its index (a {type(frame.index).__name__})"
+    if id_col is None:
+        groups = [(None, None)]  # None: all rows, in their order
+    else:
+        # Row positions of each id, ids in order of first appearance.
+        codes = frame.groupby(id_col, sort=False, dropna=False).ngroup().to_numpy()
+        by_id = np.argsort(codes, kind="stable")
+        parts = np.split(by_id, np.cumsum(np.bincount(codes))[:-1])
+        keys = frame[id_col].to_numpy()
+        groups = [(keys[p[0]], p) for p in parts if len(p)]
     feature_cols = [
         c for c in frame.columns if c not in (id_col, time_col, *target_cols)
     ]
@@ -292,16 +406,20 @@ def _long_format(frame, id_col, time_col, target_cols, name):
             "If every column is a series of its own, pass wide=True.",
             stacklevel=4,
         )
-    arrays, targets, index, ids = [], [], [], []
-    for key, group in groups:
-        if time_col is not None:
-            group = group.sort_values(time_col, kind="stable")
-            if group[time_col].duplicated().any():
-                raise ValueError(
-                    f"`{name}` has repeated times in `time_col`={time_col!r}"
-                    + ("" if id_col is None else f" for id {key!r}")
-                    + "; each series needs one row per time step."
-                )
+    arrays, targets, index, ids, rows = [], [], [], [], []
+    for key, positions in groups:
+        if times is not None:
+            order = _time_order(
+                times if positions is None else times[positions], name, what,
+                "" if id_col is None else f" for id {key!r}",
+                None if time_col is None else (
+                    frame.index if positions is None else frame.index[positions]
+                ),
+            )
+            if order is not None:
+                positions = order if positions is None else positions[order]
+        group = frame if positions is None else frame.iloc[positions]
+        rows.append(np.arange(len(frame)) if positions is None else positions)
         where = "" if id_col is None else f" (series id {key!r})"
         arrays.append(
             _as_numeric(group[feature_cols].to_numpy(), name, where)
@@ -312,7 +430,11 @@ def _long_format(frame, id_col, time_col, target_cols, name):
             )
         index.append(group.index)  # row labels, so results join back
         ids.append(key)
-    return arrays, (targets or None), index, (ids if id_col else None), feature_cols
+    moved = bool(rows) and not np.array_equal(np.concatenate(rows), np.arange(len(frame)))
+    return (
+        arrays, (targets or None), index, (ids if id_col else None), feature_cols,
+        rows if moved else None,
+    )
 
 
 def _wide_format(frame, name):
@@ -333,8 +455,13 @@ def _wide_format(frame, name):
             f"numeric; {text} are not."
         )
     values = _as_numeric(frame.to_numpy(), name)
+    index, rows = frame.index, None
+    if isinstance(index, TIME_INDEXES):
+        rows = _time_order(index, name, f"its index (a {type(index).__name__})")
+        if rows is not None:
+            values, index = values[rows], index[rows]
     stacked = np.swapaxes(values, 0, 1)[:, :, None]  # [n_series, length, 1] view
-    return stacked, [frame.index] * frame.shape[1], list(frame.columns)
+    return stacked, [index] * frame.shape[1], list(frame.columns), rows
 
 
 def _warn_implausible_array(values, name):
@@ -413,13 +540,15 @@ def as_panel(
             f"{type(series).__name__}"
             + (f", id_col={id_col!r}, time_col={time_col!r}" if id_col or time_col else "")
         )
-    index = ids = columns = None
+    _check_target_names(series, targets, wide, name)
+    index = ids = columns = rows = None
     stacked = None
     one_column, id_name = False, "id"
     target_names = None
     if wide:
-        stacked, index, ids = _wide_format(series, name)
+        stacked, index, ids, order = _wide_format(series, name)
         arrays, kind = _SeriesViews(stacked), "wide"
+        rows = None if order is None else [order] * len(ids)
         id_name = series.columns.name
     elif isinstance(series, pd.DataFrame):
         target_cols = []
@@ -436,7 +565,7 @@ def as_panel(
                     f"Columns are {list(series.columns)}"
                 )
             target_names = (target_cols, isinstance(targets, str))
-        arrays, column_targets, index, ids, columns = _long_format(
+        arrays, column_targets, index, ids, columns, rows = _long_format(
             series, id_col, time_col, target_cols, name
         )
         if target_cols:
@@ -444,8 +573,13 @@ def as_panel(
         kind = "long" if id_col is not None else "frame"
         id_name = id_col if id_col is not None else "id"
     elif isinstance(series, pd.Series):
-        arrays = [_as_numeric(series.to_numpy(), name)[:, None]]
-        index, kind = [series.index], "frame"
+        values, labels = _as_numeric(series.to_numpy(), name), series.index
+        if isinstance(labels, TIME_INDEXES):
+            order = _time_order(labels, name, f"its index (a {type(labels).__name__})")
+            if order is not None:
+                values, labels, rows = values[order], labels[order], [order]
+        arrays = [values[:, None]]
+        index, kind = [labels], "frame"
         columns, one_column = [series.name], True
     elif _is_sequence_of_series(series):
         arrays = []
@@ -494,13 +628,29 @@ def as_panel(
             stacked = arrays[0][None]
     panel = Panel(
         arrays, kind, stacked, index, ids,
-        columns=columns, one_column=one_column, id_name=id_name,
+        columns=columns, one_column=one_column, id_name=id_name, rows=rows,
     )
     panel.original_lengths = panel.lengths
     target_obj = None if targets is None else as_targets(targets, panel)
     if target_names is not None:
         target_obj.columns, target_obj.one_column = target_names
     return _handle_nan(panel, target_obj, nan, name)
+
+
+def _check_target_names(series, targets, wide, name):
+    """Column names as `targets` need a long DataFrame to take them from."""
+    names = isinstance(targets, str) or (
+        isinstance(targets, (list, tuple)) and targets
+        and all(isinstance(t, str) for t in targets)
+    )
+    if names and (wide or not isinstance(series, pd.DataFrame)):
+        got = "a DataFrame with wide=True" if wide else f"series of type {type(series).__name__}"
+        raise TypeError(
+            f"`targets` names a column ({targets!r}), which needs a pandas "
+            f"DataFrame as `{name}` (with wide=False) to take it from; with "
+            f"numpy, pass the target array itself. Received: targets={targets!r} "
+            f"and {got}."
+        )
 
 
 def _labels(labels, limit=5):
@@ -587,9 +737,20 @@ def as_targets(targets, panel):
     """Validate targets against `panel`: per-step or per-sequence."""
     n, lengths = panel.n_series, panel.lengths
     columns, one_column = None, False
-    if isinstance(targets, (pd.Series, pd.DataFrame)):
+    by_label = isinstance(targets, (pd.Series, pd.DataFrame))
+    if by_label:
         targets, columns, one_column = _pandas_targets(targets, panel)
     result = _numpy_targets(targets, panel, n, lengths)
+    moved = panel.rows is not None and panel.kind in ("frame", "wide")
+    if not by_label and result.per_step and moved:
+        # Matched by position to the caller's rows, which were put in time
+        # order: move the targets with them.
+        order = panel.rows[0]
+        if result.stacked is not None:
+            result.stacked = result.stacked[:, order]
+            result.arrays = _SeriesViews(result.stacked)
+        else:
+            result.arrays = [a[order] for a in result.arrays]
     result.columns, result.one_column = columns, one_column
     return result
 
@@ -714,10 +875,13 @@ def _handle_nan(panel, targets, nan, name):
     step_nan = _row_masks(panel.arrays, np.isnan)
     target_nan = _row_masks(_target_arrays(targets), np.isnan)
     if targets is not None and not targets.per_step and any(m.any() for m in target_nan):
-        total, first = _nan_report(target_nan)
+        # One row per series: the rows with NaN name the series.
+        bad = np.flatnonzero(target_nan[0])
+        who = bad.tolist() if panel.ids is None else [panel.ids[i] for i in bad]
+        shown = ", ".join(map(repr, list(who)[:5])) + (", ..." if len(bad) > 5 else "")
         raise ValueError(
-            f"Per-sequence `targets` contain {total} NaN values ({first}); "
-            "drop those series or fill their targets first."
+            f"Per-sequence `targets` contain {len(bad)} NaN values (series "
+            f"[{shown}]); drop those series or fill their targets first."
         )
     if targets is None or not targets.per_step:
         target_nan = [_clean(len(m)) for m in step_nan]

@@ -1,6 +1,7 @@
 """`SplitPlan`: the one object every splitting scheme returns."""
 
 import warnings
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -285,13 +286,146 @@ class SplitPlan:
             weight = self._step_mask(rows, window).astype(np.float32)
             if self._targets.observed is not None:  # NaN targets: weight 0
                 weight *= self._gather(self._targets.observed, index, np.float32)[..., 0]
-            return y, weight
+            return y, weight * self.weight_scale
         series = layout.row_series[rows]
         y = self._targets.per_sequence[np.maximum(series, 0)].copy()
         y[series < 0] = 0
         last = layout.row_windows[rows] - 1 == window
-        weight = (last & (series >= 0)).astype(np.float32)
+        weight = (last & (series >= 0)).astype(np.float32) * self.weight_scale
         return (y[:, 0] if self._targets.squeeze else y), weight
+
+    def _sample_weights(self, rows, windows):
+        """Unscaled weights (0 or 1) of the samples at `(rows, windows)`, all
+        at once: `[n, timesteps]` per step, `[n]` per sequence.
+
+        What `_batch_targets` gives batch by batch, before `weight_scale`.
+        """
+        layout, targets = self._layout, self._targets
+        if not targets.per_step:
+            last = layout.row_windows[rows] - 1 == windows
+            return (last & (layout.row_series[rows] >= 0)).astype(np.float32)
+        weight = self._step_mask(rows, windows).astype(np.float32)
+        if targets.observed is not None:  # NaN targets: weight 0
+            weight *= self._gather_samples(targets.observed, None, rows, windows)[..., 0]
+        return weight
+
+    def _gather_samples(self, arrays, stacked, rows, windows):
+        """The windows of the samples at `(rows, windows)` of `arrays` (or
+        of their `stacked` block), `[n, timesteps, ...]`, gathered at once.
+
+        `_gather` for many samples: a row that has run out of windows,
+        filler rows and padding read zeros.
+        """
+        layout = self._layout
+        series = layout.row_series[rows]
+        has = (series >= 0) & (windows < layout.row_windows[rows])
+        length = np.where(has, layout.real_steps(rows, windows), 0)
+        step = np.arange(layout.timesteps)
+        valid = step < length[:, None]
+        start = layout.row_start[rows] + layout.offset(rows, windows)
+        if stacked is not None:  # all series end to end, and where each starts
+            n, row_length = stacked.shape[:2]
+            flat = stacked.reshape((n * row_length,) + stacked.shape[2:])
+            first = np.arange(n) * row_length
+        else:
+            lengths = np.array([len(array) for array in arrays], np.int64)
+            flat, first = np.concatenate(list(arrays)), np.cumsum(lengths) - lengths
+        index = np.where(valid, (first[np.maximum(series, 0)] + start)[:, None] + step, 0)
+        values = flat[index]
+        values[~valid] = 0
+        return values
+
+    @cached_property
+    def weight_scale(self):
+        """The value of every nonzero sample weight (1.0 when nothing is
+        left out): elements of the epoch / weighted elements.
+
+        An element is a sample (per-sequence targets) or a step of a sample
+        (per-step targets); the weighted ones are real steps of the
+        windows that own them, with observed targets (per step), or the
+        final window of each series (per sequence). Scaling the 0/1 weights
+        by this makes Keras' default loss reduction
+        (`"sum_over_batch_size"`) report, at the end of each epoch of `fit`
+        and in `evaluate`, the mean loss over the weighted elements of the
+        whole epoch (sum of weighted losses / sum of weights), however
+        unevenly the weights fall on the batches: 12 chunks of which only
+        the last carries a label report the loss of the labels, not a
+        twelfth of it. It also makes each batch's gradient an unbiased
+        estimate of that mean's gradient. Adam, RMSprop and the like do not
+        depend on the scale; with plain SGD divide the learning rate by it
+        to take the steps unscaled weights would take.
+
+        Example:
+
+        >>> import numpy as np, keras_tbptt
+        >>> plan = keras_tbptt.naive_split(np.zeros((4, 120, 1)), 10, np.zeros(4))
+        >>> plan.weight_scale  # 12 chunks per series, one labelled
+        12.0
+        >>> plan.sample_weight[:8].tolist()  # batches 0 and 1 carry no weight
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        """
+        if self._targets is None:
+            return 1.0
+        weighted = float(self._unscaled_batch_weights.sum())
+        per_sample = self.timesteps if self._targets.per_step else 1
+        return self.n_samples * per_sample / weighted if weighted else 1.0
+
+    @cached_property
+    def _unscaled_batch_weights(self):
+        """float64 `[batches]`: sum of each batch's unscaled weights."""
+        rows, windows = self._sample_rows()
+        per_sample = np.zeros(len(rows))
+        block = max(1, 2**22 // self.timesteps)  # bounds the temporary masks
+        for start in range(0, len(rows), block):
+            part = slice(start, start + block)
+            weights = self._sample_weights(rows[part], windows[part])
+            per_sample[part] = weights.reshape(len(weights), -1).sum(axis=1)
+        sizes = self._batch_rows()
+        if not len(sizes):
+            return per_sample
+        return np.add.reduceat(per_sample, np.cumsum(sizes) - sizes)
+
+    def masked_loss_factors(self):
+        """float `[batches]`: what each batch's weights are multiplied by for
+        a model whose per-step output carries a Keras mask.
+
+        Keras' default reduction divides a masked loss by the batch's
+        unmasked steps, not by all of them; multiplying batch `b`'s weights
+        by (its real steps / all its steps) restores the mean over the
+        weighted steps of the epoch. Assumes the mask is the padding
+        (`Embedding(mask_zero=True)` on `sentence_split` ids, `Masking` on
+        zero-padded steps). `plan.dataset()` applies it when the model it
+        meets has such an output.
+        """
+        rows, windows = self._sample_rows()
+        layout = self._layout
+        has = (layout.row_series[rows] >= 0) & (windows < layout.row_windows[rows])
+        real = np.where(has, layout.real_steps(rows, windows), 0).astype(np.float64)
+        sizes = self._batch_rows()
+        if not len(sizes):
+            return real
+        return np.add.reduceat(real, np.cumsum(sizes) - sizes) / (sizes * self.timesteps)
+
+    @property
+    def unweighted_batches(self):
+        """Number of batches whose sample weights are all 0 (0 without targets).
+
+        They only carry the state forward: per-sequence targets leave all
+        but each series' last window unweighted. Wrap the optimizer in
+        `keras_tbptt.SkipUnweightedBatches` so that they cost no update.
+        """
+        if self._targets is None:
+            return 0
+        return int((self._unscaled_batch_weights == 0).sum())
+
+    def _batch_rows(self):
+        """Rows (samples) of each batch: `batch_size`, but fewer in the last
+        group of a stateless plan."""
+        layout = self._layout
+        if layout.packed:
+            return np.full(len(self), layout.batch_size)
+        left = len(layout.row_series) - layout.batch_group * layout.batch_size
+        return np.minimum(left, layout.batch_size)
 
     def batches(self):
         """Iterate over all batches in order (see `batch`)."""
@@ -331,10 +465,16 @@ class SplitPlan:
     @property
     def sample_weight(self):
         """Weights in plan order: `[samples, timesteps]` (per step) or
-        `[samples]` (per sequence); 0 marks padding, filler rows and steps
-        an earlier window already trained. Compile with a loss whose
-        `reduction="mean_with_sample_weight"` so the zeros do not dilute the
-        reported loss."""
+        `[samples]` (per sequence).
+
+        0 marks padding, filler rows, steps an earlier window already
+        trained, missing (NaN) targets and, with per-sequence targets,
+        every window but each series' last. The other weights all equal
+        `weight_scale` (elements / weighted elements), so Keras' default
+        loss reduction and weighted metrics report the mean over the
+        weighted elements of the epoch: keep the default reduction
+        (`"sum_over_batch_size"`), and pass metrics as `weighted_metrics`.
+        """
         return self._stack(2)
 
     @property
@@ -378,7 +518,10 @@ class SplitPlan:
             list input, a DataFrame/Series with the original index for
             pandas input. Steps with no output (truncated, dropped NaN rows,
             never sampled) are NaN; padding and filler rows are dropped;
-            overlapping windows (`random_windows`) are averaged.
+            overlapping windows (`random_windows`) are averaged. pandas
+            rows come back in the caller's order, with the caller's index,
+            even when the split sorted them by time (`time_col`, an
+            unsorted DatetimeIndex).
 
             Per-sample outputs with per-sequence targets: `[n_series, ...]`,
             the output of each series' final window. Per-sample outputs with
@@ -405,6 +548,16 @@ class SplitPlan:
             and self.timesteps > 1
             and not self.per_sequence_targets
         )
+        if outputs.ndim == 3 and outputs.shape[1] != self.timesteps:
+            # Fewer steps would fail in numpy's indexing, more would be cut
+            # silently: neither is a plan's output.
+            raise ValueError(
+                "Per-step `outputs` must have one row per sample and one step "
+                "per timestep of the plan (a model with "
+                "return_sequences=True over the plan's samples).\n"
+                f"- Expected: shape ({self.n_samples}, {self.timesteps}, ...)\n"
+                f"- Received: shape={outputs.shape}"
+            )
         layout = self._layout
         rows, windows = self._sample_rows()
         masks = self._step_mask(rows, windows)
@@ -466,18 +619,25 @@ class SplitPlan:
 
         if panel.kind == "wide":  # one column per series, on the shared index
             if not trailing or trailing == (1,):
-                return pd.DataFrame(
+                result = pd.DataFrame(
                     {i: a.reshape(len(a)) for i, a in zip(panel.ids, arrays)},
                     index=panel.index[0],
                     columns=pd.Index(panel.ids, name=panel.id_name),
                 )
-            one_column = False  # `frame` then makes a DataFrame per series
-            return pd.concat(
-                [frame(a, index) for a, index in zip(arrays, panel.index)],
-                axis=1, keys=pd.Index(panel.ids, name=panel.id_name),
-            )
-        frames = [frame(a, index) for a, index in zip(arrays, panel.index)]
-        return frames[0] if len(frames) == 1 else pd.concat(frames)
+            else:
+                one_column = False  # `frame` then makes a DataFrame per series
+                result = pd.concat(
+                    [frame(a, index) for a, index in zip(arrays, panel.index)],
+                    axis=1, keys=pd.Index(panel.ids, name=panel.id_name),
+                )
+            rows = None if panel.rows is None else panel.rows[0]
+        else:
+            frames = [frame(a, index) for a, index in zip(arrays, panel.index)]
+            result = frames[0] if len(frames) == 1 else pd.concat(frames)
+            rows = None if panel.rows is None else np.concatenate(panel.rows)
+        if rows is not None:  # rows were sorted by time: back to the caller's order
+            result = result.iloc[np.argsort(rows, kind="stable")]
+        return result
 
     def _format_per_series(self, values):
         if self._panel.ids is not None:

@@ -2,6 +2,10 @@
 
 import numpy as np
 
+# Alpha of a fully weighted step and of an unweighted step of a partly
+# weighted chunk (a chunk is shaded between them by its weighted share).
+_FILLED, _LIGHT = 0.8, 0.1
+_HATCH = "////"
 # Box labels are drawn only when there is room for them.
 _MAX_LABELLED_BOXES_PER_LANE = 14
 _MAX_LABELLED_BATCHES = 10
@@ -11,18 +15,28 @@ def plot_layout(plan, *, max_batches=24, max_rows=16):
     """Draw a plan's layout: samples in their series, and the batches.
 
     Left panel: every drawn sample on its series' time axis (dates when the
-    series has a DatetimeIndex). The steps that carry `sample_weight` 1 are
-    filled; the rest of a window (padding, or context that an earlier,
-    overlapping window already trained) is a light box. Overlapping windows
-    are stacked in sub-lanes. A red tick marks where a row of the layout
-    (a series, or a stream of it) starts from a reset state. Right panel:
-    the grid of batches (columns) and rows Keras sees, coloured by series,
-    each box naming `s<series>@<start step>` when there is room (grey:
-    filler rows), with a dashed red line where states are reset. A packed
-    plan (`pack=True`) draws its lanes instead, with a red tick before each
-    cell where that lane's series changes (`plan.reset_flags`). When the
-    plan is larger than `max_batches` x `max_rows`, only its start is drawn
-    and the figure title says how much.
+    series has a DatetimeIndex), its weights drawn as they are:
+
+    - filled: steps with `sample_weight` > 0 (whatever the value: only
+      whether a step counts is drawn); without targets, the steps each
+      window owns (those targets would weigh);
+    - shaded: a partly weighted chunk (padding, context that an earlier,
+      overlapping window already trained, NaN targets), lighter the fewer
+      of its steps are weighted, the share written in its label when
+      there is room;
+    - hatched, unfilled: a chunk with no weight at all (per-sequence
+      targets weigh only the last chunk of each series).
+
+    The legend at the bottom says so. Overlapping windows are stacked in
+    sub-lanes. A red tick marks where a row of the layout (a series, or a
+    stream of it) starts from a reset state. Right panel: the grid of
+    batches (columns) and rows Keras sees, coloured by series (hatched:
+    weight 0), each box naming `s<series>@<start step>` when there is room
+    (grey: filler rows), with a dashed red line where states are reset. A
+    packed plan (`pack=True`) draws its lanes instead, with a red tick
+    before each cell where that lane's series changes (`plan.reset_flags`).
+    When the plan is larger than `max_batches` x `max_rows`, only its start
+    is drawn and the figure title says how much.
 
     Args:
         plan: a `SplitPlan`.
@@ -41,9 +55,11 @@ def plot_layout(plan, *, max_batches=24, max_rows=16):
     ['samples in their series', 'batches (dashed red: reset before)']
     >>> figure.texts[0].get_text()  # the whole plan fits: nothing left out
     'naive_split: 6 batches of 2 rows, all drawn'
+    >>> [t.get_text().split(":")[0] for t in figure.legends[0].get_texts()]
+    ['weighted steps', 'partly weighted chunk', 'weight 0']
     """
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Patch, Rectangle
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     from keras_tbptt.core.plan import SplitPlan
@@ -57,10 +73,11 @@ def plot_layout(plan, *, max_batches=24, max_rows=16):
     positions, size = plan.positions, plan.batch_size
     n_batches, n_rows = min(len(plan), max_batches), min(size, max_rows)
     rows, windows = plan._sample_rows()
-    owned = plan._step_mask(rows, windows)  # steps with weight 1
     real_steps = layout.real_steps(rows, windows)
     drawn = np.arange(n_batches * size)
-    drawn = drawn[drawn % size < n_rows]
+    # A plan that is not stateful may end with a smaller batch.
+    drawn = drawn[(drawn % size < n_rows) & (drawn < len(rows))]
+    weighted, share = _weighted_steps(plan, n_batches, rows, windows, real_steps)
     colors = plt.cm.tab10.colors
     series_shown = sorted({int(s) for s in positions[drawn, 0] if s >= 0})
     lane = {s: i for i, s in enumerate(series_shown)}
@@ -83,8 +100,11 @@ def plot_layout(plan, *, max_batches=24, max_rows=16):
         batch, row = divmod(int(sample), size)
         series, start = (int(v) for v in positions[sample])
         color = "lightgrey" if series < 0 else colors[series % 10]
+        unweighted = series >= 0 and share[sample] == 0
         right.add_patch(Rectangle((batch - 0.45, row - 0.4), 0.9, 0.8,
-                                  fc=color, ec="black", lw=0.5, alpha=0.7))
+                                  fc=color, ec="black", lw=0.5,
+                                  alpha=0.35 if unweighted else 0.7,
+                                  hatch=_HATCH if unweighted else None))
         if label_right:
             right.text(batch, row, "filler" if series < 0 else f"s{series}@{start}",
                        ha="center", va="center", fontsize=6)
@@ -92,15 +112,19 @@ def plot_layout(plan, *, max_batches=24, max_rows=16):
             continue
         top = lane[series] - 0.4 + (windows[sample] % depth) * height
         span = max(int(real_steps[sample]), 1)
-        left.add_patch(Rectangle((start, top), span, height, fc=colors[batch % 10],
-                                 ec="black", lw=0.5, alpha=0.25))
-        weighted = np.flatnonzero(owned[sample])
-        if len(weighted):  # the steps trained by this window
-            left.add_patch(Rectangle((start + weighted[0], top), len(weighted), height,
-                                     fc=colors[batch % 10], ec="black", lw=0.5,
-                                     alpha=0.8, gid="weighted"))
+        color = colors[batch % 10]
+        if share[sample] == 0:  # no weight at all: hatched, unfilled
+            left.add_patch(Rectangle((start, top), span, height, fc="none", ec=color,
+                                     lw=0.8, hatch=_HATCH))
+        else:  # shaded by the share of weighted steps
+            left.add_patch(Rectangle((start, top), span, height, fc=color, ec="black",
+                                     lw=0.5, alpha=_LIGHT + (_FILLED - _LIGHT) * share[sample]))
+        for first, stop in _runs(weighted[sample]):  # the steps that count
+            left.add_patch(Rectangle((start + first, top), stop - first, height, fc=color,
+                                     ec="black", lw=0.5, alpha=_FILLED, gid="weighted"))
         if label_left:
-            left.text(start + span / 2, top + height / 2, f"b{batch}.r{row}",
+            partial = f" {share[sample]:.0%}" if 0 < share[sample] < 1 else ""
+            left.text(start + span / 2, top + height / 2, f"b{batch}.r{row}{partial}",
                       ha="center", va="center", fontsize=6 if depth == 1 else 5)
     # Where each row of the layout (a series or a stream) starts: reset state.
     first_rows = np.array([r for r in np.unique(rows[drawn]) if layout.row_series[r] in lane],
@@ -140,13 +164,52 @@ def plot_layout(plan, *, max_batches=24, max_rows=16):
         axis.set_major_locator(MaxNLocator(12, integer=True))
     for axis in (left, right):
         axis.tick_params(labelsize=7)
+    what = "sample_weight > 0" if plan._targets is not None else "owned by the window, no targets"
+    figure.legend(handles=[
+        Patch(fc="tab:blue", ec="black", lw=0.5, alpha=_FILLED, label=f"weighted steps: {what}"),
+        Patch(fc="tab:blue", ec="black", lw=0.5, alpha=_LIGHT + (_FILLED - _LIGHT) / 2,
+              label="partly weighted chunk: shaded by its weighted share"),
+        Patch(fc="none", ec="tab:blue", hatch=_HATCH, label="weight 0: hatched, chunk not trained"),
+    ], loc="lower left", bbox_to_anchor=(0.01, 0.0), ncol=3, fontsize=7, frameon=False)
     figure.text(0.01, 0.995, _coverage(plan, n_batches, n_rows, series_shown),
                 ha="left", va="top", fontsize=8)
-    figure.text(0.99, 0.995, "left: filled = steps with sample_weight 1, light = "
-                "padding or context of overlapping windows (weight 0), red tick = "
-                "row starts from a reset state", ha="right", va="top", fontsize=7)
-    figure.tight_layout(rect=(0, 0, 1, 0.96))
+    figure.text(0.99, 0.995, "left: filled = weighted steps, shaded = partly weighted "
+                "chunk, hatched = weight 0, red tick = row starts from a reset state",
+                ha="right", va="top", fontsize=7)
+    # Room at the bottom for the legend: about 0.3 inch whatever the height.
+    figure.tight_layout(rect=(0, 0.3 / figure.get_figheight(), 1, 0.96))
     return figure
+
+
+def _weighted_steps(plan, n_batches, rows, windows, real_steps):
+    """Which steps of every sample carry weight, and each sample's share.
+
+    Returns `(weighted, share)`: bool `[samples, timesteps]` and float
+    `[samples]`, filled for the first `n_batches` batches. A step carries
+    weight when its `sample_weight` is > 0 (the value may be scaled);
+    per-sequence targets weigh the whole window of a weighted sample;
+    without targets, the steps each window owns. The share is the weighted
+    steps over the window's `timesteps` (padding counts as unweighted); 1
+    or 0 for per-sequence targets.
+    """
+    timesteps = plan.timesteps
+    if plan._targets is None:
+        weighted = np.asarray(plan._step_mask(rows, windows), dtype=bool)
+        return weighted, weighted.mean(axis=1)
+    drawn = min(len(rows), n_batches * plan.batch_size)
+    weighted = np.zeros((len(rows), timesteps), dtype=bool)
+    weights = plan._sample_weights(rows[:drawn], windows[:drawn]) > 0
+    if plan.per_sequence_targets:  # the window's real steps
+        weighted[:drawn] = weights[:, None] & (np.arange(timesteps) < real_steps[:drawn, None])
+        return weighted, weighted.any(axis=1).astype(float)
+    weighted[:drawn] = weights
+    return weighted, weighted.mean(axis=1)
+
+
+def _runs(flags):
+    """`(start, stop)` of each run of True in a 1-D bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def _coverage(plan, n_batches, n_rows, series_shown):

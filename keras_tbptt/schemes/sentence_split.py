@@ -69,8 +69,8 @@ def sentence_split(
         A `SplitPlan` with `x` of shape `[samples, max_len]` in the
         documents' integer dtype (what `Embedding` takes), `y` of shape
         `[samples, max_len]` (or `[samples, max_len, target_features]`) and
-        `sample_weight` of shape `[samples, max_len]` (1 on real tokens, 0
-        on padding and filler). `plan.positions` gives `(document, first
+        `sample_weight` of shape `[samples, max_len]` (`plan.weight_scale`
+        on real tokens, 0 on padding and filler). `plan.positions` gives `(document, first
         token)` of each sample; `plan.unsplit(outputs)` maps per-token
         outputs back to one array per document (padding dropped; floats,
         as outputs are). `plan.validation_split` is not available: hold out
@@ -95,8 +95,8 @@ def sentence_split(
 
     >>> plan = keras_tbptt.sentence_split(
     ...     [d[:-1] for d in docs], sentence_end=1, targets=[d[1:] for d in docs])
-    >>> plan.x.shape, plan.y.shape, plan.sample_weight[0].tolist()
-    ((6, 6), (6, 6), [1.0, 1.0, 1.0, 1.0, 0.0, 0.0])
+    >>> plan.x.shape, plan.y.shape, (plan.sample_weight[0] > 0).tolist()
+    ((6, 6), (6, 6), [True, True, True, True, False, False])
     """
     # Every argument is checked before any work.
     arrays, kind = _as_documents(documents, "documents")

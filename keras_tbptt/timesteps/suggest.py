@@ -452,6 +452,22 @@ def _candidates(timesteps, period, ar_order, memory, lengths, tolerance=0.25):
     return tuple(out[:6])
 
 
+def _refuse_constant(values, panel):
+    """A constant series has no autocorrelation: refuse it before statsmodels
+    fails on it with a message that names neither the series nor the fix."""
+    for i, x in enumerate(values):
+        if np.ptp(x) == 0:
+            who = "`series`" if len(values) == 1 else (
+                f"series {panel.ids[i]!r} of `series`" if panel.ids is not None
+                else f"series {i} of `series`"
+            )
+            raise ValueError(
+                f"{who} is constant (every value is {x[0]:g}): a constant "
+                "series has no autocorrelation to read `timesteps` from. "
+                "Drop it (or its feature), or choose `timesteps` yourself."
+            )
+
+
 def suggest_from_panel(panel, *, method, max_lag, alpha, detrend, feature_index):
     """`suggest_timesteps` on a validated `Panel` (used by `domain_split`)."""
     values = [np.asarray(a[:, feature_index], dtype=np.float64) for a in panel.arrays]
@@ -462,6 +478,7 @@ def suggest_from_panel(panel, *, method, max_lag, alpha, detrend, feature_index)
             f"needs at least {MIN_LENGTH} steps. Received lengths from "
             f"{min(lengths)} to {max(lengths)}."
         )
+    _refuse_constant(values, panel)
     stationarity = None
     applied = detrend
     if detrend == "auto":

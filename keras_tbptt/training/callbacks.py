@@ -14,6 +14,7 @@ import numpy as np
 
 from keras_tbptt.core.inputs import check_int
 from keras_tbptt.core.plan import SplitPlan
+from keras_tbptt.training.skip_unweighted import SkipUnweightedBatches
 
 _KERAS_METHODS = ("fit", "evaluate", "predict")
 # The roles data plays in Keras calls (each has its schedule), for messages.
@@ -75,6 +76,27 @@ def _output_shape(model):
     return tuple(outputs[0].shape)
 
 
+def _output_masked(model):
+    """Whether the model's single output carries a Keras mask (then Keras'
+    losses average each batch over its unmasked steps).
+
+    Reads the mask Keras attaches to a functional model's symbolic output
+    (`_keras_mask`, private); a `with_reset_flags` model is looked into.
+    """
+    from keras_tbptt.layers.reset_flags import WithResetFlags
+
+    wrapped = [layer for layer in model.layers if isinstance(layer, WithResetFlags)]
+    if wrapped:
+        model = wrapped[0].model
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):  # a subclassed model: unknown
+        return False
+    return bool(outputs) and len(outputs) == 1 and (
+        getattr(outputs[0], "_keras_mask", None) is not None
+    )
+
+
 def check_batch_size(layers, batch_size):
     """Every stateful layer must be built for `batch_size` rows."""
     for layer in layers:
@@ -113,6 +135,8 @@ def check_model_for_plan(model, plan, *, needs_targets, call):
     if plan.stateful:
         check_batch_size(layers, plan.batch_size)
         _check_layer_kwargs(layers, plan)
+    if needs_targets and kind is not None:
+        _check_weighting(model, plan, call)
     shape = _output_shape(model)
     if not needs_targets or shape is None or kind is None:
         return
@@ -137,6 +161,48 @@ def check_model_for_plan(model, plan, *, needs_targets, call):
             f"- Received: an output of shape {shape}\n"
             "Build the last recurrent layer with return_sequences=False (the "
             "default), or give per-step targets."
+        )
+
+
+def _check_weighting(model, plan, call):
+    """Warn where the plan's weights would make training or its figures
+    wrong: an optimizer that steps on unweighted batches (`fit`), and a
+    loss reduction that averages per batch (then the epoch's figure is a
+    mean of batch means, not the mean over the weighted elements)."""
+    totals = plan._unscaled_batch_weights
+    unweighted = int((totals == 0).sum())
+    optimizer = getattr(model, "optimizer", None)
+    if (
+        call == "fit()"
+        and unweighted
+        and optimizer is not None
+        and not isinstance(optimizer, SkipUnweightedBatches)
+    ):
+        warnings.warn(
+            f"{unweighted} of the plan's {len(plan)} batches carry no sample "
+            "weight (they only carry the state forward), but the optimizer "
+            f"{type(optimizer).__name__} still steps on them: its momentum "
+            "moves the weights and its state changes. Compile with "
+            "optimizer=keras_tbptt.SkipUnweightedBatches(optimizer) to make "
+            "them cost no update.",
+            UserWarning,
+            stacklevel=3,
+        )
+    uneven = len(np.unique(totals)) > 1
+    reductions = {
+        getattr(loss, "reduction", None) for loss in keras.tree.flatten(model.loss)
+    } if getattr(model, "loss", None) is not None else set()
+    if uneven and "mean_with_sample_weight" in reductions:
+        warnings.warn(
+            f"{call} uses a loss with reduction=\"mean_with_sample_weight\", "
+            "which averages each batch over its own weights: the plan's "
+            "batches carry unequal weight (from 0 to "
+            f"{int(totals.max())} weighted elements), so the epoch's loss "
+            "would be a mean of batch means, not the mean over the weighted "
+            "elements. Keep Keras' default reduction (\"sum_over_batch_size\"): "
+            "the plan's weights (plan.weight_scale) make it report that mean.",
+            UserWarning,
+            stacklevel=3,
         )
 
 
@@ -243,6 +309,8 @@ def check_data_in_call(plan, method, local, dataset):
         c for c in _callback_list(local.get("callbacks")) if isinstance(c, ResetStates)
     ]
     _check_reset_flags(model, dataset, resets, call)
+    masked = _output_masked(model)
+    dataset.for_masked_output(masked)
     if plan.stateful and not resets and not dataset.reset_flags:
         warnings.warn(
             f"{call} reads the dataset of a stateful plan without "
@@ -257,6 +325,7 @@ def check_data_in_call(plan, method, local, dataset):
         callback.check_plan(plan, role, method)
     validation = local.get("validation_data") if role == "train" else None
     if isinstance(validation, PlanDataset):
+        validation.for_masked_output(masked)
         check_model_for_plan(model, validation.plan, needs_targets=True, call=call)
         _check_reset_flags(model, validation, resets, call)
         for callback in resets:

@@ -126,6 +126,9 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         self._epoch = None  # `_epoch_arrays` for `_in_order`, once built (or False)
         self._tf_datasets = {}  # the tf.data pipelines, once built, by inputs_only
         self._tf_path = None  # which kind: "epoch" or "numpy_function"
+        # Per-batch factors on the weights for a model with a masked output
+        # (`SplitPlan.masked_loss_factors`), or None.
+        self._weight_factors = None
         # `(shuffle, inputs_only)` of each Keras epoch iterator reading this
         # dataset (the training data and validation data may be one object).
         self._settings_for = weakref.WeakKeyDictionary()
@@ -206,8 +209,8 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
             self._window = window
         owned = np.arange(steps) >= steps - layout.hop
         self._weights = (
-            np.ones((size, steps), np.float32),
-            np.broadcast_to(owned, (size, steps)).astype(np.float32),
+            np.full((size, steps), plan.weight_scale, np.float32),
+            np.where(owned, plan.weight_scale, 0).astype(np.float32)[None].repeat(size, 0),
         )
         self._fast = fast
 
@@ -234,7 +237,22 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
             y, weight = (None, None) if targets is None else plan._batch_targets(index)
         if self._flags is not None:
             x = (x, self._flags[index])
+        if y is not None and self._weight_factors is not None:
+            weight = weight * np.float32(self._weight_factors[index])
         return (x,) if y is None else (x, y, weight)
+
+    def for_masked_output(self, masked):
+        """Scale the weights for a model whose per-step output is masked
+        (`masked=True`), or not; called by the checks when a Keras call takes
+        the dataset, before any batch is read."""
+        plan = self.plan
+        masked = masked and plan._targets is not None and plan._targets.per_step
+        factors = plan.masked_loss_factors() if masked else None
+        if (factors is None) != (self._weight_factors is None) or (
+            factors is not None and not np.array_equal(factors, self._weight_factors)
+        ):
+            self._weight_factors = factors
+            self._epoch, self._tf_datasets = None, {}  # built with other weights
 
     def _in_order(self, inputs_only=False):
         """Every batch in order: views of the series where all batches are
@@ -250,7 +268,7 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
             return
         x, y, weight, flags = self._epoch
         y = None if inputs_only else y
-        stops = np.cumsum(_batch_rows(self.plan)).tolist()
+        stops = np.cumsum(self.plan._batch_rows()).tolist()
         for start, stop in zip([0] + stops[:-1], stops):
             batch = x[start:stop] if flags is None else (x[start:stop], flags[start:stop])
             yield (batch,) if y is None else (batch, y[start:stop], weight[start:stop])
@@ -359,7 +377,7 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
             data = tf.data.Dataset.from_tensor_slices(batches)
         else:  # a stateless plan's smaller batches (its last group's)
             tensors = tf.nest.map_structure(tf.constant, element)
-            rows = _batch_rows(self.plan)
+            rows = self.plan._batch_rows()
             bounds = tf.constant(np.stack([np.cumsum(rows) - rows, np.cumsum(rows)], axis=1))
 
             def batch(index):
@@ -408,7 +426,7 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
     def partial_batch_size(self):
         # Only stateless plans end with smaller batches (stateful ones fill
         # the last group with filler rows).
-        rows = _batch_rows(self.plan)
+        rows = self.plan._batch_rows()
         return int(rows[-1]) if len(rows) and rows[-1] < self.plan.batch_size else None
 
 
@@ -428,16 +446,6 @@ def _iterator_frame(dataset, depth=6):
     return None
 
 
-def _batch_rows(plan):
-    """Rows (samples) of each batch: `batch_size`, but fewer in the last
-    group of a stateless plan."""
-    layout = plan._layout
-    if layout.packed:
-        return np.full(len(plan), layout.batch_size)
-    left = len(layout.row_series) - layout.batch_group * layout.batch_size
-    return np.minimum(left, layout.batch_size)
-
-
 def _in_memory(arrays, stacked):
     """Bytes of the series, or `None` when memory-mapped (they stay on disk)."""
     if stacked is not None:
@@ -445,15 +453,6 @@ def _in_memory(arrays, stacked):
     if any(_memory_mapped(array) for array in arrays):
         return None
     return sum(array.nbytes for array in arrays)
-
-
-def _flat(arrays, stacked):
-    """`(steps, first)`: all series end to end, and where each one starts."""
-    if stacked is not None:
-        n, length = stacked.shape[:2]
-        return stacked.reshape((n * length,) + stacked.shape[2:]), np.arange(n) * length
-    lengths = np.array([len(array) for array in arrays], np.int64)
-    return np.concatenate(list(arrays)), np.cumsum(lengths) - lengths
 
 
 def _epoch_arrays(dataset):
@@ -483,34 +482,18 @@ def _epoch_arrays(dataset):
         per_sample += targets.arrays[0][:1].nbytes * steps if per_step else targets.per_sequence[:1].nbytes
     if len(rows) * per_sample > EPOCH_MAX_BYTES:
         return None
-    # SplitPlan._gather, for every sample at once: a row that has run out of
-    # windows, filler and padding read zeros.
-    series = layout.row_series[rows]
-    known = np.maximum(series, 0)
-    has = (series >= 0) & (windows < layout.row_windows[rows])
-    length = np.where(has, layout.real_steps(rows, windows), 0)
-    step = np.arange(steps)
-    valid = step < length[:, None]
-    start = layout.row_start[rows] + layout.offset(rows, windows)
-
-    def gather(name):
-        flat, first = _flat(*parts[name])
-        index = np.where(valid, (first[known] + start)[:, None] + step, 0)
-        values = flat[index]
-        values[~valid] = 0
-        return values
-
-    x = gather("x")
+    x = plan._gather_samples(panel.arrays, panel.stacked, rows, windows)
     flags = plan.reset_flags if dataset.reset_flags else None
     if targets is None:
         return x, None, None, flags
+    weight = plan._sample_weights(rows, windows) * plan.weight_scale
+    if dataset._weight_factors is not None:
+        per_row = np.repeat(dataset._weight_factors, plan._batch_rows())
+        weight *= per_row.astype(np.float32)[:, None]
     if per_step:
-        y = gather("y")
-        weight = plan._step_mask(rows, windows).astype(np.float32)
-        if targets.observed is not None:  # NaN targets: weight 0
-            weight *= gather("observed")[..., 0]
+        y = plan._gather_samples(targets.arrays, targets.stacked, rows, windows)
         return x, y, weight, flags
-    y = targets.per_sequence[known]
+    series = layout.row_series[rows]
+    y = targets.per_sequence[np.maximum(series, 0)]
     y[series < 0] = 0
-    weight = ((layout.row_windows[rows] - 1 == windows) & (series >= 0)).astype(np.float32)
     return x, (y[:, 0] if targets.squeeze else y), weight, flags

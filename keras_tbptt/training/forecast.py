@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_tbptt.core.inputs import check_int
+from keras_tbptt.core.inputs import TIME_INDEXES, _time_order, check_int
 from keras_tbptt.training.callbacks import stateful_layers
 from keras_tbptt.training.rebatch import _clone
 
@@ -45,7 +45,10 @@ def forecast(model, history, horizon, *, exogenous=None):
             `(batch, timesteps, F)` and one output `(batch, n)` or
             `(batch, timesteps, n)`, `n <= F`.
         history: the model's input rows up to now: `[length, F]` (numpy or
-            pandas; `[length]` when F = 1), finite.
+            pandas; `[length]` when F = 1), finite. pandas rows indexed by
+            a DatetimeIndex, PeriodIndex or TimedeltaIndex are put in time
+            order first (as the schemes do); repeated or missing times
+            raise.
         horizon: the number of steps to forecast (>= 1).
         exogenous: the exogenous features of the fed-back rows,
             `[horizon - 1, F - n]`; required when `F > n` and `horizon > 1`.
@@ -53,9 +56,10 @@ def forecast(model, history, horizon, *, exogenous=None):
     Returns:
         `[horizon, n]` numpy array. For pandas `history`, a DataFrame with
         the target columns (a Series for a Series `history`), indexed by the
-        next `horizon` dates of a DatetimeIndex or PeriodIndex with a
-        frequency, or by the next `horizon` integers of a RangeIndex (else
-        `1 .. horizon`).
+        next `horizon` times after the latest one of a DatetimeIndex or
+        PeriodIndex with a frequency (declared, or inferred from the
+        sorted index), or by the next `horizon` integers of a RangeIndex
+        (else `1 .. horizon`).
 
     Example: a stateful model trained with batches of 4 chunks of 10 steps.
 
@@ -146,6 +150,10 @@ def _history_values(history, n_features):
         index = history.index
         columns = [history.name] if history.ndim == 1 else list(history.columns)
         history_values = history.to_numpy()
+        if isinstance(index, TIME_INDEXES):  # warm up in time order, as trained
+            order = _time_order(index, "history", f"its index (a {type(index).__name__})")
+            if order is not None:
+                history_values, index = history_values[order], index[order]
     else:
         history_values = history
     try:
@@ -230,9 +238,11 @@ def _future_index(index, horizon):
         step = index.step
         start = index.stop if len(index) else 0
         return pd.RangeIndex(start, start + horizon * step, step, name=index.name)
+    # `index` is in time order (`_history_values`): its last label is the
+    # latest, and a frequency read from it steps forward.
     freq = getattr(index, "freq", None)
     if freq is None and isinstance(index, pd.DatetimeIndex) and len(index) >= 3:
-        freq = pd.infer_freq(index)
+        freq = pd.DatetimeIndex(index, freq="infer").freq
     if freq is not None and isinstance(index, (pd.DatetimeIndex, pd.PeriodIndex)):
         if isinstance(index, pd.PeriodIndex):
             return pd.period_range(index[-1] + 1, periods=horizon, freq=index.freq, name=index.name)
