@@ -284,26 +284,18 @@ def _read_csv(args):
 
 
 def _time_values(column):
-    """`column` as numbers or dates, or None: text is never ordered as text."""
+    """`column` as numbers or dates, by the rules of the Python API's
+    `time_col`, or None when it is neither: text is never ordered as text."""
     import pandas as pd
 
-    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
-        return column
+    from keras_tbptt.core.inputs import _time_values as time_values
+
     try:
-        return pd.to_numeric(column)
-    except (TypeError, ValueError):
-        pass
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            parsed = pd.to_datetime(column)
-        except (TypeError, ValueError, OverflowError):
-            return None
-    # Without one format for the column pandas parses each value on its own,
-    # which may read "01/02" as January in one row and February in another.
-    if any("infer format" in str(w.message) for w in caught):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pd.Series(time_values(column, column.name, "FILE.csv"), index=column.index)
+    except ValueError:
         return None
-    return parsed
 
 
 def _warn_time_like(frame, args, used):

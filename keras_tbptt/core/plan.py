@@ -276,22 +276,17 @@ class SplitPlan:
         """`(y, sample_weight)` of batch `index`; `(None, None)` without targets."""
         if self._targets is None:
             return None, None
-        layout = self._layout
         rows, window = self._cells(index)
+        weight = self._sample_weights(rows, window) * self.weight_scale
         if self._targets.per_step:
             if self._y_windows is not None and self._full(rows, window):
                 y = self._y_windows[rows, window]
             else:
                 y = self._gather(self._targets.arrays, index, self._targets.dtype)
-            weight = self._step_mask(rows, window).astype(np.float32)
-            if self._targets.observed is not None:  # NaN targets: weight 0
-                weight *= self._gather(self._targets.observed, index, np.float32)[..., 0]
-            return y, weight * self.weight_scale
-        series = layout.row_series[rows]
+            return y, weight
+        series = self._layout.row_series[rows]
         y = self._targets.per_sequence[np.maximum(series, 0)].copy()
         y[series < 0] = 0
-        last = layout.row_windows[rows] - 1 == window
-        weight = (last & (series >= 0)).astype(np.float32) * self.weight_scale
         return (y[:, 0] if self._targets.squeeze else y), weight
 
     def _sample_weights(self, rows, windows):
@@ -306,16 +301,23 @@ class SplitPlan:
             return (last & (layout.row_series[rows] >= 0)).astype(np.float32)
         weight = self._step_mask(rows, windows).astype(np.float32)
         if targets.observed is not None:  # NaN targets: weight 0
-            weight *= self._gather_samples(targets.observed, None, rows, windows)[..., 0]
+            weight *= self._gather_samples(self._observed_steps, rows, windows)[..., 0]
         return weight
 
-    def _gather_samples(self, arrays, stacked, rows, windows):
-        """The windows of the samples at `(rows, windows)` of `arrays` (or
-        of their `stacked` block), `[n, timesteps, ...]`, gathered at once.
+    @cached_property
+    def _observed_steps(self):
+        """`_end_to_end` of the targets' observed masks (kept: `weight_scale`
+        reads them block by block)."""
+        return _end_to_end(self._targets.observed, None)
+
+    def _gather_samples(self, steps, rows, windows):
+        """The windows of the samples at `(rows, windows)`, `[n, timesteps,
+        ...]`, gathered at once from `steps = _end_to_end(arrays, stacked)`.
 
         `_gather` for many samples: a row that has run out of windows,
         filler rows and padding read zeros.
         """
+        flat, first = steps
         layout = self._layout
         series = layout.row_series[rows]
         has = (series >= 0) & (windows < layout.row_windows[rows])
@@ -323,13 +325,6 @@ class SplitPlan:
         step = np.arange(layout.timesteps)
         valid = step < length[:, None]
         start = layout.row_start[rows] + layout.offset(rows, windows)
-        if stacked is not None:  # all series end to end, and where each starts
-            n, row_length = stacked.shape[:2]
-            flat = stacked.reshape((n * row_length,) + stacked.shape[2:])
-            first = np.arange(n) * row_length
-        else:
-            lengths = np.array([len(array) for array in arrays], np.int64)
-            flat, first = np.concatenate(list(arrays)), np.cumsum(lengths) - lengths
         index = np.where(valid, (first[np.maximum(series, 0)] + start)[:, None] + step, 0)
         values = flat[index]
         values[~valid] = 0
@@ -772,6 +767,16 @@ class SplitPlan:
                 f"plan.validation_split()). Received: {type(validation).__name__}"
             )
         return [ResetStates(plan=self, validation=validation)]
+
+
+def _end_to_end(arrays, stacked):
+    """`(steps, first)`: all series end to end (a view of `stacked` when
+    given), and the index where each series starts."""
+    if stacked is not None:
+        n, length = stacked.shape[:2]
+        return stacked.reshape((n * length,) + stacked.shape[2:]), np.arange(n) * length
+    lengths = np.array([len(array) for array in arrays], np.int64)
+    return np.concatenate(list(arrays)), np.cumsum(lengths) - lengths
 
 
 def _mean_at(index, values, size):

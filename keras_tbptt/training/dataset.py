@@ -30,6 +30,7 @@ import keras
 import numpy as np
 
 from keras_tbptt.core.inputs import _memory_mapped, check_int
+from keras_tbptt.core.plan import _end_to_end
 from keras_tbptt.training.callbacks import check_data_in_call, keras_call
 
 try:  # Keras' (private) data adapter interface; see the module docstring.
@@ -482,7 +483,7 @@ def _epoch_arrays(dataset):
         per_sample += targets.arrays[0][:1].nbytes * steps if per_step else targets.per_sequence[:1].nbytes
     if len(rows) * per_sample > EPOCH_MAX_BYTES:
         return None
-    x = plan._gather_samples(panel.arrays, panel.stacked, rows, windows)
+    x = plan._gather_samples(_end_to_end(panel.arrays, panel.stacked), rows, windows)
     flags = plan.reset_flags if dataset.reset_flags else None
     if targets is None:
         return x, None, None, flags
@@ -491,7 +492,7 @@ def _epoch_arrays(dataset):
         per_row = np.repeat(dataset._weight_factors, plan._batch_rows())
         weight *= per_row.astype(np.float32)[:, None]
     if per_step:
-        y = plan._gather_samples(targets.arrays, targets.stacked, rows, windows)
+        y = plan._gather_samples(_end_to_end(targets.arrays, targets.stacked), rows, windows)
         return x, y, weight, flags
     series = layout.row_series[rows]
     y = targets.per_sequence[np.maximum(series, 0)]
