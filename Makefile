@@ -49,6 +49,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_grid_search.py
 	$(BIN)/python benchmarks/bench_dataset.py
 	$(BIN)/python benchmarks/bench_in_graph_resets.py
+	$(BIN)/python benchmarks/bench_streaming.py
 	$(BIN)/python benchmarks/bench_classification.py
 
 clean:

@@ -10,6 +10,8 @@ The package is grouped by role:
 - `layers/` and `training/`: the Keras side: `TBPTTLSTM`, the reset
   callbacks, the plan's dataset, `SkipUnweightedBatches`, `rebatch` and
   `forecast`.
+- `serving/`: `streaming` (states as explicit inputs and outputs, for
+  serving and export) and `StreamStates`.
 - `apps/`: the `keras-tbptt` command line and `make demo`.
 
 The data side imports no Keras: the Keras names below load on first use,
@@ -48,6 +50,8 @@ _LAZY = {
         "SkipUnweightedBatches",
     ),
     "layers": ("keras_tbptt.layers", None),
+    "streaming": ("keras_tbptt.serving.streaming", "streaming"),
+    "StreamStates": ("keras_tbptt.serving.streams", "StreamStates"),
 }
 
 __all__ = [
