@@ -31,6 +31,7 @@ API_SECTIONS = {
     "keras_tbptt.timesteps": "Choosing timesteps",
     "keras_tbptt.layers": "The layer",
     "keras_tbptt.training": "Training, forecasting and state resets",
+    "keras_tbptt.serving": "Serving",
 }
 
 
