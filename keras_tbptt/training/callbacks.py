@@ -310,7 +310,7 @@ def check_data_in_call(plan, method, local, dataset):
     ]
     _check_reset_flags(model, dataset, resets, call)
     masked = _output_masked(model)
-    dataset.for_masked_output(masked)
+    dataset._for_masked_output(masked)
     if plan.stateful and not resets and not dataset.reset_flags:
         warnings.warn(
             f"{call} reads the dataset of a stateful plan without "
@@ -325,7 +325,7 @@ def check_data_in_call(plan, method, local, dataset):
         callback.check_plan(plan, role, method)
     validation = local.get("validation_data") if role == "train" else None
     if isinstance(validation, PlanDataset):
-        validation.for_masked_output(masked)
+        validation._for_masked_output(masked)
         check_model_for_plan(model, validation.plan, needs_targets=True, call=call)
         _check_reset_flags(model, validation, resets, call)
         for callback in resets:

@@ -242,7 +242,7 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
             weight = weight * np.float32(self._weight_factors[index])
         return (x,) if y is None else (x, y, weight)
 
-    def for_masked_output(self, masked):
+    def _for_masked_output(self, masked):
         """Scale the weights for a model whose per-step output is masked
         (`masked=True`), or not; called by the checks when a Keras call takes
         the dataset, before any batch is read."""
