@@ -181,8 +181,9 @@ def _check_weighting(model, plan, call):
         warnings.warn(
             f"{unweighted} of the plan's {len(plan)} batches carry no sample "
             "weight (they only carry the state forward), but the optimizer "
-            f"{type(optimizer).__name__} still steps on them: its momentum "
-            "moves the weights and its state changes. Compile with "
+            f"{type(optimizer).__name__} still steps on them: momentum, if "
+            "it has any, moves the weights, and its state (step count, "
+            "moments, learning-rate schedule) advances. Compile with "
             "optimizer=keras_tbptt.SkipUnweightedBatches(optimizer) to make "
             "them cost no update.",
             UserWarning,
