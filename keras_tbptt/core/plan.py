@@ -301,7 +301,7 @@ class SplitPlan:
             return (last & (layout.row_series[rows] >= 0)).astype(np.float32)
         weight = self._step_mask(rows, windows).astype(np.float32)
         if targets.observed is not None:  # NaN targets: weight 0
-            weight *= self._gather_samples(self._observed_steps, rows, windows)[..., 0]
+            weight *= self._gather_samples([self._observed_steps], rows, windows)[0][..., 0]
         return weight
 
     @cached_property
@@ -310,25 +310,32 @@ class SplitPlan:
         reads them block by block)."""
         return _end_to_end(self._targets.observed, None)
 
-    def _gather_samples(self, steps, rows, windows):
-        """The windows of the samples at `(rows, windows)`, `[n, timesteps,
-        ...]`, gathered at once from `steps = _end_to_end(arrays, stacked)`.
+    def _sample_lengths(self, rows, windows):
+        """Real steps of the samples at `(rows, windows)`: 0 for filler rows
+        and rows that have run out of windows."""
+        layout = self._layout
+        has = (layout.row_series[rows] >= 0) & (windows < layout.row_windows[rows])
+        return np.where(has, layout.real_steps(rows, windows), 0)
+
+    def _gather_samples(self, sources, rows, windows):
+        """The windows of the samples at `(rows, windows)` of each source,
+        `[n, timesteps, ...]` each, gathered at once; `sources` are
+        `_end_to_end(arrays, stacked)` results.
 
         `_gather` for many samples: a row that has run out of windows,
         filler rows and padding read zeros.
         """
-        flat, first = steps
         layout = self._layout
-        series = layout.row_series[rows]
-        has = (series >= 0) & (windows < layout.row_windows[rows])
-        length = np.where(has, layout.real_steps(rows, windows), 0)
+        series = np.maximum(layout.row_series[rows], 0)
         step = np.arange(layout.timesteps)
-        valid = step < length[:, None]
+        valid = step < self._sample_lengths(rows, windows)[:, None]
         start = layout.row_start[rows] + layout.offset(rows, windows)
-        index = np.where(valid, (first[np.maximum(series, 0)] + start)[:, None] + step, 0)
-        values = flat[index]
-        values[~valid] = 0
-        return values
+        gathered = []
+        for flat, first in sources:
+            values = flat[np.where(valid, (first[series] + start)[:, None] + step, 0)]
+            values[~valid] = 0
+            gathered.append(values)
+        return gathered
 
     @cached_property
     def weight_scale(self):
@@ -393,9 +400,7 @@ class SplitPlan:
         meets has such an output.
         """
         rows, windows = self._sample_rows()
-        layout = self._layout
-        has = (layout.row_series[rows] >= 0) & (windows < layout.row_windows[rows])
-        real = np.where(has, layout.real_steps(rows, windows), 0).astype(np.float64)
+        real = self._sample_lengths(rows, windows).astype(np.float64)
         sizes = self._batch_rows()
         if not len(sizes):
             return real

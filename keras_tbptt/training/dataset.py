@@ -483,7 +483,10 @@ def _epoch_arrays(dataset):
         per_sample += targets.arrays[0][:1].nbytes * steps if per_step else targets.per_sequence[:1].nbytes
     if len(rows) * per_sample > EPOCH_MAX_BYTES:
         return None
-    x = plan._gather_samples(_end_to_end(panel.arrays, panel.stacked), rows, windows)
+    sources = [_end_to_end(panel.arrays, panel.stacked)]
+    if per_step:
+        sources.append(_end_to_end(targets.arrays, targets.stacked))
+    x, *y_steps = plan._gather_samples(sources, rows, windows)
     flags = plan.reset_flags if dataset.reset_flags else None
     if targets is None:
         return x, None, None, flags
@@ -492,8 +495,7 @@ def _epoch_arrays(dataset):
         per_row = np.repeat(dataset._weight_factors, plan._batch_rows())
         weight *= per_row.astype(np.float32)[:, None]
     if per_step:
-        y = plan._gather_samples(_end_to_end(targets.arrays, targets.stacked), rows, windows)
-        return x, y, weight, flags
+        return x, y_steps[0], weight, flags
     series = layout.row_series[rows]
     y = targets.per_sequence[np.maximum(series, 0)]
     y[series < 0] = 0
