@@ -163,13 +163,30 @@ def test_tensorflow_pipeline_gives_plan_batches(plan_and_flags, path, monkeypatc
     assert_same_batches(inputs, [batch[:1] for batch in expected])
 
 
-def test_keras_takes_the_dataset_as_its_own_adapter():
-    # Guards the fast path: a Keras that stopped honouring DataAdapter
-    # instances would silently go back to PyDatasetAdapter.
-    from keras.src.trainers.data_adapters import get_data_adapter
-
-    data = kt.one_step(series(2, 10), series(2, 10)).dataset()
-    assert get_data_adapter(data, shuffle=False) is data
+@pytest.mark.parametrize("path", ["epoch", "numpy_function"])
+@pytest.mark.parametrize("n_series", [40, 41], ids=["equal_batches", "partial_last_batch"])
+def test_tensorflow_shuffles_a_stateless_plan_in_the_graph(path, n_series, monkeypatch):
+    # fit(shuffle=True) on a stateless plan: the batch indices are permuted
+    # inside tf.data, anew each epoch; no Python generator runs there.
+    tf = pytest.importorskip("tensorflow")
+    if path == "numpy_function":
+        monkeypatch.setattr(dataset_module, "EPOCH_MAX_BYTES", 0)
+    plan = kt.as_is(series(n_series, 5), series(n_series, 5), batch_size=2)
+    data = plan.dataset()
+    monkeypatch.setattr(data, "_settings", lambda: (True, False))  # as for fit(shuffle=True)
+    tf.random.set_seed(0)
+    dataset = data.get_tf_dataset()
+    assert data._tf_path == path
+    expected = expected_batches(plan, False)
+    first = {float(b[0][0, 0, 0]): j for j, b in enumerate(expected)}
+    orders = []
+    for _ in range(2):
+        epoch = [tf.nest.map_structure(lambda t: t.numpy(), b) for b in dataset]
+        order = [first[float(b[0][0, 0, 0])] for b in epoch]
+        assert_same_batches(epoch, [expected[j] for j in order])
+        orders.append(order)
+    assert all(sorted(order) == list(range(len(plan))) for order in orders)
+    assert orders[0] != list(range(len(plan))) and orders[0] != orders[1]
 
 
 def epoch_orders(data, shuffle):
@@ -197,7 +214,7 @@ def test_stateless_plans_are_shuffled_when_keras_asks():
 def test_stateful_plans_refuse_shuffling_from_the_adapter():
     plan = kt.naive_split(series(4, 100), 5, batch_size=2)  # 40 batches
     random.seed(1)
-    with pytest.raises(ValueError, match=r"batch \d+ was asked for where batch \d+ was expected"):
+    with pytest.raises(ValueError, match=r"must be read in order.*Received: shuffle=True"):
         epoch_orders(plan.dataset(), shuffle=True)
 
 

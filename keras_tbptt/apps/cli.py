@@ -288,7 +288,7 @@ def _time_values(column):
     `time_col`, or None when it is neither: text is never ordered as text."""
     import pandas as pd
 
-    from keras_tbptt.core.inputs import _time_values as time_values
+    from keras_tbptt.core.time_order import _time_values as time_values
 
     try:
         with warnings.catch_warnings():
@@ -302,7 +302,7 @@ def _warn_time_like(frame, args, used):
     """Warn about unused time-like columns that disagree with the row order."""
     import pandas as pd
 
-    from keras_tbptt.core.inputs import _is_time_like
+    from keras_tbptt.core.time_order import _is_time_like
 
     out_of_order = []
     for name in frame.columns:
@@ -337,7 +337,7 @@ def _warn_time_series(frame, columns, args):
     """`--wide` without `--column` takes every column: say so of a time-like one."""
     import pandas as pd
 
-    from keras_tbptt.core.inputs import _is_time_like
+    from keras_tbptt.core.time_order import _is_time_like
 
     timelike = [name for name in columns
                 if pd.api.types.is_numeric_dtype(frame[name])

@@ -4,9 +4,9 @@ import warnings
 
 import numpy as np
 
-from keras_tbptt.core.inputs import check_choice, check_int
 from keras_tbptt.core.layout import build_layout
 from keras_tbptt.core.plan import SplitPlan
+from keras_tbptt.core.validation import check_choice, check_int
 
 REMAINDERS = ("error", "pad", "drop")
 # Warn when more than this share of the rows of a stateful plan are filler.

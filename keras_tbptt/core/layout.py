@@ -230,40 +230,38 @@ def build_layout(
             )
     n_rows = len(series)
     uniform = bool((covered == lengths).all() and len(set(lengths.tolist())) == 1)
+    cell_row = cell_window = group_windows = None
     if pack:
         rows, cell_row, cell_window = _pack_rows(
             (series, starts, lengths, windows), batch_size
         )
-        return Layout(
-            timesteps=timesteps,
-            hop=hop,
-            batch_size=batch_size,
-            stateful=True,
-            streams=streams,
-            row_series=rows[0],
-            row_start=rows[1],
-            row_length=rows[2],
-            row_windows=rows[3],
-            group_windows=None,
-            uniform_rows=uniform and len(rows[0]) == n_rows,
-            cell_row=cell_row,
-            cell_window=cell_window,
+    else:
+        rows, group_windows = _group_rows(
+            (series, starts, lengths, windows), batch_size, stateful
         )
-    rows, group_windows = _group_rows(
-        (series, starts, lengths, windows), batch_size, stateful
-    )
-    return Layout(
+    return _layout(
+        rows,
         timesteps=timesteps,
         hop=hop,
         batch_size=batch_size,
-        stateful=stateful,
+        stateful=pack or stateful,  # packed lanes always carry state
         streams=streams,
-        row_series=rows[0],
-        row_start=rows[1],
-        row_length=rows[2],
-        row_windows=rows[3],
         group_windows=group_windows,
         uniform_rows=uniform and len(rows[0]) == n_rows,
+        cell_row=cell_row,
+        cell_window=cell_window,
+    )
+
+
+def _layout(rows, **fields):
+    """A `Layout` of `rows`, the `(series, start, length, windows)` arrays."""
+    series, starts, lengths, windows = rows
+    return Layout(
+        row_series=series,
+        row_start=starts,
+        row_length=lengths,
+        row_windows=windows,
+        **fields,
     )
 
 
@@ -352,16 +350,13 @@ def build_window_layout(series, offsets, lengths, *, timesteps, batch_size):
     for i, (o, n) in enumerate(zip(offsets, lengths)):
         window_offsets[i, : len(o)] = o
         window_lengths[i, : len(n)] = n
-    return Layout(
+    return _layout(
+        rows,
         timesteps=timesteps,
         hop=timesteps,
         batch_size=batch_size,
         stateful=True,
         streams=1,
-        row_series=rows[0],
-        row_start=rows[1],
-        row_length=rows[2],
-        row_windows=rows[3],
         group_windows=group_windows,
         uniform_rows=False,
         window_offsets=window_offsets,

@@ -6,7 +6,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from keras_tbptt.core.inputs import check_int
+from keras_tbptt.core.validation import check_int
 
 
 class SplitPlan:
@@ -253,6 +253,15 @@ class SplitPlan:
         `y` and `sample_weight` are `None` for a plan without targets. `x`
         (and `y`) are views of your data when the layout allows (equal
         lengths, no padding or filler rows), else fresh arrays.
+
+        Example:
+
+        >>> import numpy as np, keras_tbptt
+        >>> series = np.arange(2 * 30, dtype="float32").reshape(2, 30, 1)
+        >>> plan = keras_tbptt.naive_split(series, 10, series)
+        >>> x, y, weight = plan.batch(1)  # the second chunk of both series
+        >>> x.shape, x[:, 0, 0].tolist(), weight.shape
+        ((2, 10, 1), [10.0, 40.0], (2, 10))
         """
         index = check_int(index, "index", minimum=0)
         if index >= len(self):
@@ -284,10 +293,15 @@ class SplitPlan:
             else:
                 y = self._gather(self._targets.arrays, index, self._targets.dtype)
             return y, weight
+        return self._sequence_targets(rows), weight
+
+    def _sequence_targets(self, rows):
+        """Per-sequence targets of `rows` (a slice or indices): each row's
+        series' target, zeros for filler rows."""
         series = self._layout.row_series[rows]
-        y = self._targets.per_sequence[np.maximum(series, 0)].copy()
+        y = self._targets.per_sequence[np.maximum(series, 0)]
         y[series < 0] = 0
-        return (y[:, 0] if self._targets.squeeze else y), weight
+        return y[:, 0] if self._targets.squeeze else y
 
     def _sample_weights(self, rows, windows):
         """Unscaled weights (0 or 1) of the samples at `(rows, windows)`, all
@@ -727,9 +741,10 @@ class SplitPlan:
                 `(x, y, sample_weight)`, reset by `callbacks()`. `None`
                 (default): `True` for packed plans, else `False`.
 
-        It never shuffles and raises if Keras asks for batches out of order
-        (for example `fit(shuffle=True)`, Keras' default for a finite
-        dataset: pass `shuffle=False`). When `fit`, `evaluate` or `predict`
+        A stateful plan's dataset refuses `fit(shuffle=True)` (Keras'
+        default for a finite dataset: pass `shuffle=False`) before Keras
+        reads a batch; a stateless plan's batches are shuffled as Keras
+        would shuffle them. When `fit`, `evaluate` or `predict`
         takes it, it checks the model and the callbacks against the plan
         before any batch runs (see `keras_tbptt.PlanDataset`), and warns
         when a stateful plan runs without `callbacks()`.
@@ -754,6 +769,15 @@ class SplitPlan:
         Returns:
             A list with one `keras_tbptt.ResetStates(plan=self,
             validation=validation)`.
+
+        Example:
+
+        >>> import numpy as np, keras_tbptt
+        >>> plan = keras_tbptt.naive_split(np.zeros((4, 100, 1)), 10, np.zeros((4, 100, 1)))
+        >>> train, val = plan.validation_split(0.2)
+        >>> [callback] = train.callbacks(validation=val)
+        >>> len(callback.resets), len(callback.test_resets)  # batches of each
+        (8, 2)
         """
         from keras_tbptt.training.callbacks import ResetStates
 

@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from keras_tbptt.core.inputs import check_int
+from keras_tbptt.core.validation import check_int
 
 # Words (letters, digits, underscores) and the punctuation that ends a
 # sentence when whitespace or the end of the text follows ("os.path" and

@@ -1,20 +1,10 @@
 """Per-row reset flags inside the graph: `with_reset_flags`."""
 
-import contextvars
-
 import keras
 
-# The reset flags of the batch the wrapped model is running on. Set by
-# `WithResetFlags.call` for the duration of the inner model's call, so every
-# stateful `TBPTTLSTM` inside (nested models, `Bidirectional` included) reads
-# the flags of its own batch, whether traced once per step or unrolled for
-# `steps_per_execution > 1`.
-_RESET_FLAGS = contextvars.ContextVar("keras_tbptt_reset_flags", default=None)
-
-
-def current_reset_flags():
-    """The reset flags of the running `with_reset_flags` model, or `None`."""
-    return _RESET_FLAGS.get()
+from keras_tbptt.layers.flags_context import reset_flags_in_effect
+from keras_tbptt.layers.stateful import stateful_layers
+from keras_tbptt.layers.tbptt_lstm import TBPTTLSTM
 
 
 @keras.saving.register_keras_serializable(package="keras_tbptt")
@@ -39,11 +29,8 @@ class WithResetFlags(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, reset_flags, training=None):
-        token = _RESET_FLAGS.set(reset_flags)
-        try:
+        with reset_flags_in_effect(reset_flags):
             return self.model(inputs, training=training)
-        finally:
-            _RESET_FLAGS.reset(token)
 
     def compute_output_spec(self, inputs, reset_flags, training=None):
         return self.model.compute_output_spec(inputs)
@@ -100,9 +87,6 @@ def with_reset_flags(model):
     >>> plan.reset_flags.reshape(len(plan), plan.batch_size)[:, 0].tolist()
     [1.0, 0.0, 0.0]
     """
-    from keras_tbptt.layers.tbptt_lstm import TBPTTLSTM
-    from keras_tbptt.training.callbacks import stateful_layers
-
     if not isinstance(model, keras.Model):
         raise TypeError(
             "`model` must be a keras.Model (Sequential or functional). "

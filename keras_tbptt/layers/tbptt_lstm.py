@@ -6,8 +6,8 @@ import itertools
 import keras
 from keras import ops
 
-from keras_tbptt.core.inputs import check_int
-from keras_tbptt.layers.reset_flags import current_reset_flags
+from keras_tbptt.core.validation import check_int
+from keras_tbptt.layers.flags_context import current_reset_flags
 
 
 @keras.saving.register_keras_serializable(package="keras_tbptt")

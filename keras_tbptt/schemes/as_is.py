@@ -3,7 +3,8 @@
 import warnings
 
 from keras_tbptt.core.build import make_plan
-from keras_tbptt.core.inputs import as_panel, check_int
+from keras_tbptt.core.inputs import as_panel
+from keras_tbptt.core.validation import check_int
 
 PRACTICAL_BPTT_LIMIT = 400
 

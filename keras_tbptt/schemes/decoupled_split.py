@@ -1,7 +1,8 @@
 """Scheme 6: decoupled forward (k1) and backward (k2) lengths."""
 
 from keras_tbptt.core.build import check_timesteps, make_plan, validate_layout_args
-from keras_tbptt.core.inputs import as_panel, check_int
+from keras_tbptt.core.inputs import as_panel
+from keras_tbptt.core.validation import check_int
 
 
 def decoupled_split(

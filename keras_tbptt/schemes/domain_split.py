@@ -1,8 +1,9 @@
 """Scheme 3 for regression series: `timesteps` from the ACF and PACF."""
 
 from keras_tbptt.core.build import REMAINDERS, make_plan, validate_layout_args
-from keras_tbptt.core.inputs import as_panel, check_choice
+from keras_tbptt.core.inputs import as_panel
 from keras_tbptt.core.layout import factors
+from keras_tbptt.core.validation import check_choice
 from keras_tbptt.timesteps.suggest import (
     _feature_columns,
     _select_feature,

@@ -5,9 +5,11 @@ import warnings
 import numpy as np
 
 from keras_tbptt.core.build import validate_layout_args
-from keras_tbptt.core.inputs import Panel, Targets, check_int
+from keras_tbptt.core.inputs import Panel
 from keras_tbptt.core.layout import build_window_layout
 from keras_tbptt.core.plan import SplitPlan
+from keras_tbptt.core.targets import Targets
+from keras_tbptt.core.validation import check_int
 
 
 def sentence_split(

@@ -3,7 +3,8 @@
 import numpy as np
 
 from keras_tbptt.core.build import check_timesteps, make_plan
-from keras_tbptt.core.inputs import as_panel, check_choice, check_int
+from keras_tbptt.core.inputs import as_panel
+from keras_tbptt.core.validation import check_choice, check_int
 
 
 def truncate(

@@ -69,7 +69,8 @@ def build_checked(search, plan):
     """Call `build_model` for `plan` and refuse a model that does not fit it."""
     import keras
 
-    from keras_tbptt.training.callbacks import check_model_for_plan, stateful_layers
+    from keras_tbptt.layers.stateful import stateful_layers
+    from keras_tbptt.training.checks import check_model_for_plan
 
     model = search.build_model(plan.timesteps, plan.batch_size, **plan.layer_kwargs)
     where = f"build_model({plan.timesteps}, {plan.batch_size}"

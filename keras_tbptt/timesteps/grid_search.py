@@ -14,8 +14,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from keras_tbptt.core.inputs import as_panel, check_choice, check_int
+from keras_tbptt.core.inputs import as_panel
 from keras_tbptt.core.layout import factors
+from keras_tbptt.core.validation import check_choice, check_int
 from keras_tbptt.timesteps import grid_runs as runs
 from keras_tbptt.timesteps.grid_result import RESULT_COLUMNS, GridSearchResult
 

@@ -7,7 +7,6 @@ statsmodels, scipy and matplotlib are imported inside the functions so that
 `import keras_tbptt` stays fast.
 """
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -15,8 +14,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from keras_tbptt.core.inputs import as_panel, check_choice, check_int
+from keras_tbptt.core.inputs import as_panel
 from keras_tbptt.core.layout import factors
+from keras_tbptt.core.validation import check_choice, check_int
 from keras_tbptt.schemes.as_is import PRACTICAL_BPTT_LIMIT
 
 METHODS = ("auto", "period", "pacf", "acf")

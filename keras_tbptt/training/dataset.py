@@ -16,22 +16,37 @@ its own Keras data adapter (Keras uses a `DataAdapter` it is given as is):
   (what Keras does with arrays); memory-mapped series: a `tf.numpy_function`
   per batch.
 - `predict` gets only the inputs; `fit(shuffle=True)` reads in random
-  order, as Keras would (refused for stateful plans).
+  order, as Keras would: numpy's permutation under JAX, the batch indices
+  permuted inside `tf.data` under TensorFlow. A stateful plan refuses it
+  when Keras wraps the dataset, before any pipeline exists.
 
 `DataAdapter` is private Keras API: without it the dataset is read as a
 plain `PyDataset` (the same batches, more slowly).
 """
 
 import random
-import sys
+import warnings
 import weakref
 
 import keras
 import numpy as np
 
-from keras_tbptt.core.inputs import _memory_mapped, check_int
+from keras_tbptt.core.arrays import _memory_mapped
 from keras_tbptt.core.plan import _end_to_end
-from keras_tbptt.training.callbacks import check_data_in_call, keras_call
+from keras_tbptt.core.validation import check_int
+from keras_tbptt.layers.stateful import stateful_layers
+from keras_tbptt.training.callbacks import ResetStates
+from keras_tbptt.training.checks import (
+    check_batch_of_one,
+    check_model_for_plan,
+    check_reset_flags,
+    output_masked,
+)
+from keras_tbptt.training.running_call import (
+    epoch_iterator_arguments,
+    keras_call,
+    reading_epoch_iterator,
+)
 
 try:  # Keras' (private) data adapter interface; see the module docstring.
     from keras.src.trainers.data_adapters.data_adapter import (
@@ -140,7 +155,7 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         # dataset, before it reads a batch or builds anything.
         call = keras_call()
         if call is not None:
-            check_data_in_call(self.plan, call[0], call[1], self)
+            self._check_call(*call)
         self._note_iterator_settings(None if call is None else call[0])
         return len(self.plan)
 
@@ -155,17 +170,61 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
             self._check_order(index)
         return self._read(index)
 
-    def _check_order(self, index, from_keras=None):
-        # Index 0 may come at any time: a new epoch, or Keras peeking at the
-        # first batch to learn the shapes. Keras reads each batch once per
-        # epoch, so a repeated index from Keras is a shuffled epoch; a
-        # repeat from your own code is an inspection.
+    def _check_call(self, method, local):
+        """Checks run when Keras' `method` wraps this dataset (see
+        `keras_call`), before it reads a batch.
+
+        Raises when the model does not fit the plan (see
+        `check_model_for_plan`) or when the call's `ResetStates` follow
+        another schedule than the plan's, for this data and for a
+        `validation_data` dataset; warns when a stateful plan runs without
+        any `ResetStates`.
+        """
+        plan = self.plan
+        if method == "predict":
+            role = "predict"
+        elif method == "fit" and local.get("x") is self:
+            role = "train"
+        else:  # evaluate(), or validation during fit()
+            role = "test"
+        call = f"{method}()"
+        model = local["self"]
+        check_model_for_plan(model, plan, needs_targets=role != "predict", call=call)
+        if plan.stateful:
+            check_batch_of_one(stateful_layers(model), plan, needs_targets=role != "predict")
+        resets = [c for c in _callback_list(local.get("callbacks")) if isinstance(c, ResetStates)]
+        check_reset_flags(model, self, resets, call)
+        masked = output_masked(model)
+        self._for_masked_output(masked)
+        if plan.stateful and not resets and not self.reset_flags:
+            warnings.warn(
+                f"{call} reads the dataset of a stateful plan without "
+                "plan.callbacks(): the states are never reset, so the first batch "
+                "starts from whatever state the model was left in by an earlier "
+                "call, and each group of series continues the previous group's "
+                f"states. Pass callbacks=plan.callbacks() to {method}().",
+                UserWarning,
+                stacklevel=2,
+            )
+        for callback in resets:
+            callback.check_plan(plan, role, method)
+        validation = local.get("validation_data") if role == "train" else None
+        if isinstance(validation, PlanDataset):
+            validation._for_masked_output(masked)
+            check_model_for_plan(model, validation.plan, needs_targets=True, call=call)
+            check_reset_flags(model, validation, resets, call)
+            for callback in resets:
+                callback.check_plan(validation.plan, "test", method)
+
+    def _check_order(self, index):
+        # Index 0 may come at any time: a new epoch, or a peek at the first
+        # batch to learn the shapes. Reading one of the last two batches
+        # again is an inspection (Keras reads them through the adapter
+        # interface below, never by index, unless it lacks that interface).
         if index in (0, self._next):
             self._next = index + 1
             return
-        if from_keras is None:
-            from_keras = sys._getframe(2).f_globals.get("__name__", "").startswith("keras.")
-        if not from_keras and self._next - 2 <= index < self._next:
+        if self._next - 2 <= index < self._next:
             return
         restart = " (or batch 0, to start over)" if self._next else ""
         raise ValueError(
@@ -276,12 +335,11 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
 
     def _shuffled(self):
         # What Keras' PyDatasetAdapter does for fit(shuffle=True): a stateless
-        # plan's batches in random order; a stateful plan's raise (in order).
+        # plan's batches in random order (a stateful plan's shuffle is
+        # refused when Keras wraps the dataset, `_note_iterator_settings`).
         order = list(range(len(self.plan)))
         random.shuffle(order)
         for index in order:
-            if self.plan.stateful:
-                self._check_order(index, from_keras=True)
             yield self._read(index)
 
     # ------------------------------------------------------------------
@@ -289,16 +347,24 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
     def _note_iterator_settings(self, method):
         """Keep what the Keras epoch iterator that wraps this dataset needs.
 
-        Keras gives a data adapter no arguments: `shuffle` is read from the
-        frame of `EpochIterator.__init__`, which reads `num_batches` right
-        after wrapping the data; `predict()` (`method`) reads only the
+        Keras gives a data adapter no arguments: `shuffle` and
+        `class_weight` are those `EpochIterator.__init__` was given (see
+        `epoch_iterator_arguments`); `predict()` (`method`) reads only the
         inputs, so only they are sent. `class_weight` is refused here, as
         Keras' PyDataset adapter refuses it with per-batch sample weights.
         """
-        frame = _iterator_frame(self)
-        if frame is None or "shuffle" not in frame.f_locals:
+        found = epoch_iterator_arguments(self)
+        if found is None:
             return
-        local = frame.f_locals
+        iterator, local = found
+        if local["shuffle"] and self.plan.stateful:
+            # Refused here, before Keras builds any pipeline or reads a batch.
+            raise ValueError(
+                "Batches of a stateful plan must be read in order, but Keras "
+                "was asked to shuffle them (fit() shuffles a finite dataset "
+                "by default), which would feed rows to the wrong states. Pass "
+                "shuffle=False to fit(). Received: shuffle=True"
+            )
         if local.get("class_weight") is not None:
             raise ValueError(
                 "You cannot specify `class_weight` and `sample_weight` at the "
@@ -318,14 +384,14 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
                 "already sharded across workers, then set "
                 "`distribution.auto_shard_dataset = False`."
             )
-        self._settings_for[local["self"]] = (bool(local["shuffle"]), method == "predict")
+        self._settings_for[iterator] = (bool(local["shuffle"]), method == "predict")
 
     def _settings(self):
         """`(shuffle, inputs_only)` for the Keras epoch iterator calling."""
-        frame = _iterator_frame(self)
+        iterator = reading_epoch_iterator(self)
         try:
-            return self._settings_for.get(frame.f_locals["self"], (False, False))
-        except (AttributeError, TypeError):  # no frame, or not a Keras iterator
+            return self._settings_for.get(iterator, (False, False))
+        except TypeError:  # not a Keras iterator (cannot be weakly referenced)
             return False, False
 
     def _iterate(self):
@@ -347,36 +413,43 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
     def get_tf_dataset(self):
         import tensorflow as tf
 
+        # A shuffled epoch (stateless plans only: a stateful plan's shuffle
+        # is refused when Keras wraps the dataset) permutes the batch
+        # indices in the graph; no Python generator runs inside tf.data.
         shuffle, inputs_only = self._settings()
-        if shuffle:
-            spec = self._tf_spec(tf, batch_axis=None)
-            return tf.data.Dataset.from_generator(
-                self._shuffled, output_signature=spec
-            ).prefetch(tf.data.AUTOTUNE)
-        if inputs_only not in self._tf_datasets:
+        key = (inputs_only, shuffle)
+        if key not in self._tf_datasets:
             epoch = _epoch_arrays(self)
             if epoch is not None:
                 self._tf_path = "epoch"
-                dataset = self._epoch_tf_dataset(tf, epoch, inputs_only)
+                dataset = self._epoch_tf_dataset(tf, epoch, inputs_only, shuffle)
             else:
                 self._tf_path = "numpy_function"
-                dataset = self._lazy_tf_dataset(tf, inputs_only)
-            self._tf_datasets[inputs_only] = dataset
-        return self._tf_datasets[inputs_only]
+                dataset = self._lazy_tf_dataset(tf, inputs_only, shuffle)
+            self._tf_datasets[key] = dataset
+        return self._tf_datasets[key]
 
-    def _epoch_tf_dataset(self, tf, epoch, inputs_only=False):
+    def _batch_indices(self, tf, shuffle):
+        """`tf.data` of the batch indices: in order, or permuted anew each
+        epoch (seeded by Keras' `set_random_seed`)."""
+        indices = tf.data.Dataset.range(len(self.plan))
+        if shuffle:
+            indices = indices.shuffle(len(self.plan), reshuffle_each_iteration=True)
+        return indices
+
+    def _epoch_tf_dataset(self, tf, epoch, inputs_only=False, shuffle=False):
         """Batches sliced from tensors of the whole epoch (`_epoch_arrays`),
         in the graph: what Keras does with numpy arrays."""
         size, n = self.plan.batch_size, len(self.plan)
         x, y, weight, flags = epoch
         element = (x,) if flags is None else ((x, flags),)
         element += () if y is None or inputs_only else (y, weight)
-        if not self.has_partial_batch:
+        if not self.has_partial_batch and not shuffle:
             # [samples, ...] -> [batches, batch_size, ...]: one slice per batch
             batches = tf.nest.map_structure(
                 lambda a: a.reshape((n, size) + a.shape[1:]), element)
             data = tf.data.Dataset.from_tensor_slices(batches)
-        else:  # a stateless plan's smaller batches (its last group's)
+        else:  # batches of unequal size, or in random order: slice by index
             tensors = tf.nest.map_structure(tf.constant, element)
             rows = self.plan._batch_rows()
             bounds = tf.constant(np.stack([np.cumsum(rows) - rows, np.cumsum(rows)], axis=1))
@@ -385,18 +458,18 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
                 start, stop = bounds[index][0], bounds[index][1]
                 return tf.nest.map_structure(lambda t: t[start:stop], tensors)
 
-            data = tf.data.Dataset.range(n).map(batch)
+            data = self._batch_indices(tf, shuffle).map(batch)
         options = tf.data.Options()
         options.experimental_optimization.apply_default_optimizations = False
         return data.with_options(options).prefetch(tf.data.AUTOTUNE)
 
-    def _tf_spec(self, tf, batch_axis, inputs_only=False):
+    def _tf_spec(self, tf, batch_axis, inputs_only):
         def spec(array):
             return tf.TensorSpec((batch_axis,) + array.shape[1:], tf.as_dtype(array.dtype))
 
         return tf.nest.map_structure(spec, self._read(0, inputs_only))
 
-    def _lazy_tf_dataset(self, tf, inputs_only=False):
+    def _lazy_tf_dataset(self, tf, inputs_only=False, shuffle=False):
         """Each batch read by Python (`tf.numpy_function`), for series that
         stay where they are (memory-mapped, or too large to copy)."""
         batch_axis = None if self.has_partial_batch else self.plan.batch_size
@@ -412,7 +485,7 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
                 array.set_shape(s.shape)
             return tf.nest.pack_sequence_as(spec, arrays)
 
-        dataset = tf.data.Dataset.range(len(self.plan)).map(fetch)
+        dataset = self._batch_indices(tf, shuffle).map(fetch)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     @property
@@ -429,22 +502,6 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         # the last group with filler rows).
         rows = self.plan._batch_rows()
         return int(rows[-1]) if len(rows) and rows[-1] < self.plan.batch_size else None
-
-
-def _iterator_frame(dataset, depth=6):
-    """The frame (a few calls up) of the Keras epoch iterator reading `dataset`."""
-    frame = sys._getframe(1)
-    for _ in range(depth):
-        if frame is None:
-            return None
-        owner = frame.f_locals.get("self")
-        try:
-            if owner is not dataset and getattr(owner, "data_adapter", None) is dataset:
-                return frame
-        except Exception:  # an object whose attributes cannot be read: not Keras'
-            pass
-        frame = frame.f_back
-    return None
 
 
 def _in_memory(arrays, stacked):
@@ -496,7 +553,16 @@ def _epoch_arrays(dataset):
         weight *= per_row.astype(np.float32)[:, None]
     if per_step:
         return x, y_steps[0], weight, flags
-    series = layout.row_series[rows]
-    y = targets.per_sequence[np.maximum(series, 0)]
-    y[series < 0] = 0
-    return x, (y[:, 0] if targets.squeeze else y), weight, flags
+    return x, plan._sequence_targets(rows), weight, flags
+
+
+def _callback_list(callbacks):
+    """The callbacks of a Keras call's `callbacks` argument, as a list."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        return list(callbacks.callbacks)
+    try:
+        return list(callbacks)
+    except TypeError:
+        return [callbacks]

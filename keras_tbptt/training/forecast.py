@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from keras_tbptt.core.inputs import TIME_INDEXES, _time_order, check_int
-from keras_tbptt.training.callbacks import stateful_layers
+from keras_tbptt.core.time_order import TIME_INDEXES, _time_order
+from keras_tbptt.core.validation import check_int
+from keras_tbptt.layers.stateful import stateful_layers
 from keras_tbptt.training.rebatch import _clone
 
 

@@ -2,9 +2,9 @@
 
 import keras
 
-from keras_tbptt.core.inputs import check_int
+from keras_tbptt.core.validation import check_int
 from keras_tbptt.layers.reset_flags import WithResetFlags, with_reset_flags
-from keras_tbptt.training.callbacks import stateful_layers
+from keras_tbptt.layers.stateful import stateful_layers
 
 _SAME = object()  # `timesteps` default: keep the model's own
 
