@@ -51,6 +51,8 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_in_graph_resets.py
 	$(BIN)/python benchmarks/bench_streaming.py
 	$(BIN)/python benchmarks/bench_classification.py
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" "pytorch-lightning==1.9.*" "setuptools>=77.0.3,<81"
+	$(BIN)/python benchmarks/bench_peers.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info site
