@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-tensorflow test-jax test-torch notebooks docs benchmarks clean
+.PHONY: install demo test test-tensorflow test-jax test-torch notebooks notebooks-execute docs benchmarks clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test-torch: $(STAMP)
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_notebooks.py
+
+# Re-run the tutorials and store their outputs for the site (a notebook
+# whose full run takes over 4 minutes is stored from its quick run).
+notebooks-execute: $(STAMP)
+	$(BIN)/python docs/execute_notebooks.py --full-limit 240
 
 # The documentation site into site/ (open site/index.html). --strict turns
 # broken links, missing pages and unparsable docstrings into errors; the

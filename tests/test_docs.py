@@ -84,3 +84,35 @@ def test_every_notebook_and_figure_is_on_the_site(site):
     concepts = (site / "concepts" / "index.html").read_text()
     for figure in figures:
         assert f"img/{figure.name}" in concepts, figure.name
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_pages_show_outputs_figures_and_downloads(site, notebook):
+    """The notebooks are stored executed: their pages show figures and
+    printed results, offer the notebook for download, hide the test suite's
+    quick switch and have a table of contents whose links all land."""
+    folder = site / "notebooks" / notebook.stem
+    page = (folder / "index.html").read_text()
+    content = page[page.index('<div class="jupyter-wrapper">'):]
+    figures = re.findall(r'<img\b[^>]*\bsrc="(data:image/[^"]+|[^"]+\.(?:png|svg|jpg))"', content)
+    assert figures, f"{notebook.name}: no figure on its page (executed? see docs/execute_notebooks.py)"
+    printed = re.findall(r'class="[^"]*\bjp-OutputArea-output\b[^"]*"[^>]*>\s*<pre>(.*?)</pre>',
+                         content, re.S)
+    assert any(html.unescape(re.sub(r"<[^>]+>", "", text)).strip() for text in printed), (
+        f"{notebook.name}: no printed output on its page")
+    # the quick switch and its cell are not shown
+    text = html.unescape(re.sub(r"<[^>]+>", "", content))
+    assert "KERAS_TBPTT_QUICK" not in text and not re.search(r"\bQUICK\b", text), notebook.name
+    assert "remove_cell" not in content, notebook.name
+    # the download link points at the notebook copied next to the page
+    assert f'href="{notebook.name}" download' in page, notebook.name
+    assert (folder / notebook.name).is_file(), notebook.name
+    # every table-of-contents link lands on a heading of the page
+    ids = set(re.findall(r'\bid="([^"]+)"', page))
+    toc = re.findall(r'<a href="#([^"]+)" class="md-nav__link">', page)
+    assert toc, f"{notebook.name}: no table of contents"
+    dead = sorted(set(toc) - ids)
+    assert not dead, f"{notebook.name}: table of contents links to missing anchors {dead}"
