@@ -10,6 +10,14 @@ def pytest_configure(config):
     )
 
 
+def executable_steps(steps):
+    """`steps` as a model's `steps_per_execution`, or 1 under torch: Keras
+    runs one batch per step there and refuses more with its own error."""
+    import keras
+
+    return 1 if keras.backend.backend() == "torch" else steps
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
@@ -66,12 +74,14 @@ def value_and_grads(layer, x, loss_fn):
     xt = torch.tensor(x, requires_grad=True)
     loss = loss_fn(layer(xt, training=True))
     params = [v.value for v in layer.trainable_variables]
-    grads = torch.autograd.grad(loss, [*params, xt])
-    return (
-        float(loss.detach()),
-        [g.detach().cpu().numpy() for g in grads[:-1]],
-        grads[-1].detach().cpu().numpy(),
-    )
+    # An unused weight (one direction of a Bidirectional) has a zero
+    # gradient, as under TensorFlow and JAX.
+    grads = torch.autograd.grad(loss, [*params, xt], allow_unused=True)
+    grads = [
+        np.zeros(tuple(t.shape), "float32") if g is None else g.detach().cpu().numpy()
+        for g, t in zip(grads, [*params, xt], strict=True)
+    ]
+    return float(loss.detach()), grads[:-1], grads[-1]
 
 
 def unit_weights(plan, weights=None):

@@ -183,7 +183,13 @@ def test_extras_are_the_backends_and_the_optional_features(setup_cfg):
 def test_make_install_takes_the_backends_the_tests_run_under():
     makefile = (ROOT / "Makefile").read_text()
     [extras] = re.findall(r'pip install --quiet -e "\.\[([a-z,]+)\]"', makefile)
-    assert extras.split(",") == ["tensorflow", "jax", "dev", "docs"]
+    assert extras.split(",") == ["tensorflow", "jax", "torch", "dev", "docs"]
+    # The CPU build on the CI machines' disk, not a CUDA build from PyPI.
+    assert '"torch==2.13.0"' in makefile
+    [targets] = re.findall(r"^test: (.*)$", makefile, flags=re.M)
+    assert targets.split() == ["test-tensorflow", "test-jax", "test-torch"]
+    for backend in ("jax", "torch"):
+        assert f"KERAS_BACKEND={backend} $(PYTEST) -m keras tests" in makefile
 
 
 def test_python_versions_agree(setup_cfg):

@@ -14,7 +14,8 @@ import keras_tbptt as kt  # noqa: E402
 from conftest import full_pass, to_numpy  # noqa: E402
 
 pytestmark = pytest.mark.keras
-JAX = keras.backend.backend() == "jax"
+BACKEND = keras.backend.backend()
+JAX = BACKEND == "jax"
 UNITS = 5
 CONFIG = {"units": UNITS, "return_sequences": True}
 
@@ -252,7 +253,7 @@ def test_a_batch_of_one_trains_from_the_dataset_as_from_arrays(rng):
     assert not np.allclose(from_dataset.get_weights()[0], start[0])  # it trained
 
 
-@pytest.mark.skipif(JAX, reason="under JAX the callbacks refuse Keras' RNNs (untracked states)")
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="a limitation of TensorFlow's loop only")
 @pytest.mark.parametrize("method", ["fit", "evaluate"])
 def test_keras_rnn_with_a_batch_of_one_from_a_dataset_gets_a_clear_error(rng, method):
     series = rng.normal(size=67).astype("float32")  # 66 steps: 6 chunks of 11
@@ -261,3 +262,25 @@ def test_keras_rnn_with_a_batch_of_one_from_a_dataset_gets_a_clear_error(rng, me
     kwargs = {"shuffle": False} if method == "fit" else {}
     with pytest.raises(ValueError, match="batch_size=1 under TensorFlow.*TBPTTLSTM"):
         getattr(model, method)(plan.dataset(), verbose=0, callbacks=plan.callbacks(), **kwargs)
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="keras-team/keras#20875 is torch's")
+@pytest.mark.parametrize("source", ["dataset", "arrays"])
+def test_keras_rnn_training_under_torch_gets_a_clear_error(rng, source):
+    """Keras' stateful LSTM fails its backward pass under torch; its
+    predictions over the chunks still equal one pass over each series."""
+    series = rng.normal(size=(3, 67)).astype("float32")
+    plan = kt.naive_split(series[:, :-1, None], 11, series[:, 1:, None])
+    model = _one_series_model(plan, keras.layers.LSTM)
+    if source == "dataset":
+        data, kwargs = (plan.dataset(),), {}
+    else:
+        data, kwargs = (plan.x, plan.y), {"batch_size": plan.batch_size}
+    with pytest.raises(ValueError, match="cannot train under the torch.*TBPTTLSTM"):
+        model.fit(*data, shuffle=False, verbose=0, callbacks=plan.callbacks(), **kwargs)
+    chunks = model.predict(plan.dataset(), verbose=0, callbacks=plan.callbacks())
+    reference = keras.Sequential([keras.Input((None, 1)), keras.layers.LSTM(
+        4, return_sequences=True), keras.layers.Dense(1)])
+    reference.set_weights(model.get_weights())
+    np.testing.assert_allclose(
+        plan.unsplit(chunks), to_numpy(reference(series[:, :-1, None])), rtol=1e-4, atol=1e-5)

@@ -1,20 +1,35 @@
 """`SplitPlan`: the one object every splitting scheme returns."""
 
+from __future__ import annotations
+
 import warnings
+from collections.abc import Callable, Iterator
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from keras_tbptt.core.validation import check_int
 
+if TYPE_CHECKING:  # the Keras side is imported by dataset() and callbacks() only
+    from numpy.typing import ArrayLike
+
+    from keras_tbptt.core.inputs import Panel
+    from keras_tbptt.core.layout import Layout
+    from keras_tbptt.core.targets import Targets
+    from keras_tbptt.training.callbacks import ResetStates
+    from keras_tbptt.training.dataset import PlanDataset
+
 
 class SplitPlan:
     """Arrays, batches, reset schedule and the way back for one split.
 
-    A plan is built by a scheme (`naive_split`, `one_step`, `as_is`,
-    `decoupled_split`, `truncate`, `random_windows`); do not construct it
-    directly. It holds views of your data and produces batches on demand.
+    Get a plan from a scheme function (`naive_split`, `one_step`, `as_is`,
+    `decoupled_split`, `domain_split`, `sentence_split`, `truncate`,
+    `random_windows`) or from `validation_split`: the constructor is
+    internal, not part of the API. A plan holds views of your data and
+    produces batches on demand; `len(plan)` is the number of batches.
 
     Batch `j + 1` row `i` continues batch `j` row `i` for stateful plans;
     states must be reset before the batches flagged in `resets` (the
@@ -26,10 +41,14 @@ class SplitPlan:
             stateful plans).
         timesteps: steps per sample (the LSTM's input length, k1 or the
             window length).
+        n_series: number of series in the data.
+        n_samples: number of samples (rows of `x`), filler rows included.
         stateful: whether batches continue each other (`False` for
             `as_is`, `truncate` and `random_windows`).
         resets: bool array, one per batch: reset states before this batch
             (for a packed plan: batches where every lane starts anew).
+        per_sequence_targets: whether the targets are one row per series
+            (`False` for per-step targets and for a plan without targets).
         packed: whether the plan was built with `pack=True` (lanes run
             through several series back to back; see `reset_flags`).
         fill_ratio: real steps in the windows over all steps of all samples
@@ -39,6 +58,11 @@ class SplitPlan:
         layer_kwargs: arguments the recurrent layer needs for this plan
             (`truncate_gradient`, `state_step`), e.g.
             `TBPTTLSTM(64, stateful=True, **plan.layer_kwargs)`.
+        suggestion (TimestepsSuggestion | None): for a `domain_split`
+            plan, the `TimestepsSuggestion` that chose `timesteps`; else
+            `None`.
+        timesteps_from: for a `domain_split` plan, a few words on why
+            `timesteps` has this length; else `None`.
 
     Example:
 
@@ -56,18 +80,26 @@ class SplitPlan:
     # Set by schemes that read `timesteps` from the data (`domain_split`):
     # the `TimestepsSuggestion`, and a few words on why this length.
     suggestion = None
-    timesteps_from = None
+    timesteps_from: str | None = None
 
     def __init__(
-        self, panel, targets, layout, *, scheme, segments, rebuild, layer_kwargs=None
-    ):
+        self,
+        panel: Panel,
+        targets: Targets | None,
+        layout: Layout,
+        *,
+        scheme: str,
+        segments: tuple[np.ndarray, np.ndarray, np.ndarray],
+        rebuild: Callable[[tuple[np.ndarray, np.ndarray, np.ndarray], float], SplitPlan],
+        layer_kwargs: dict[str, int] | None = None,
+    ) -> None:
         self._panel = panel
         self._targets = targets
         self._layout = layout
         self._segments = segments
         self._rebuild = rebuild
-        self.scheme = scheme
-        self.layer_kwargs = dict(layer_kwargs or {})
+        self.scheme: str = scheme
+        self.layer_kwargs: dict[str, int] = dict(layer_kwargs or {})
         self._x_windows = self._window_view(panel.stacked)
         self._y_windows = (
             self._window_view(targets.stacked)
@@ -78,38 +110,38 @@ class SplitPlan:
     # ------------------------------------------------------------------
     # Layout facts
     @property
-    def batch_size(self):
+    def batch_size(self) -> int:
         return self._layout.batch_size
 
     @property
-    def timesteps(self):
+    def timesteps(self) -> int:
         return self._layout.timesteps
 
     @property
-    def stateful(self):
+    def stateful(self) -> bool:
         return self._layout.stateful
 
     @property
-    def n_series(self):
+    def n_series(self) -> int:
         return self._panel.n_series
 
     @property
-    def n_features(self):
+    def n_features(self) -> int | None:
         """Features per step; `None` when `x` has no feature axis (token ids)."""
         if self._panel.arrays[0].ndim == 1:
             return None
         return self._panel.n_features
 
     @property
-    def per_sequence_targets(self):
+    def per_sequence_targets(self) -> bool:
         return self._targets is not None and not self._targets.per_step
 
     @property
-    def resets(self):
+    def resets(self) -> np.ndarray:
         return self._layout.resets()
 
     @property
-    def packed(self):
+    def packed(self) -> bool:
         """Whether lanes run through several series back to back (`pack=True`).
 
         Each row of a batch (a lane) then starts a new series where
@@ -119,7 +151,7 @@ class SplitPlan:
         return self._layout.packed
 
     @property
-    def fill_ratio(self):
+    def fill_ratio(self) -> float:
         """Real steps in the windows / all steps of all samples
         (`samples * timesteps`), as a float in (0, 1].
 
@@ -134,7 +166,7 @@ class SplitPlan:
         return float(real.sum() / (len(rows) * layout.timesteps))
 
     @property
-    def reset_flags(self):
+    def reset_flags(self) -> np.ndarray:
         """float32 `[samples]`, in plan order (as `x`): 1 where that row's
         state must start from zeros before its sample (a new series, or a
         new stream of one), else 0.
@@ -143,15 +175,26 @@ class SplitPlan:
         with each batch, for models wrapped by `keras_tbptt.with_reset_flags`
         (the resets then run inside the graph). `plan.resets` is the
         per-batch schedule of the callback path.
+
+        Example: series of 3, 2 and 1 chunks packed in 2 lanes; lane 1
+        starts series 2 in batch 2.
+
+        >>> import numpy as np, keras_tbptt
+        >>> panel = [np.ones((n, 1)) for n in (30, 20, 10)]
+        >>> plan = keras_tbptt.naive_split(panel, 10, batch_size=2, pack=True)
+        >>> plan.reset_flags.reshape(len(plan), plan.batch_size).tolist()
+        [[1.0, 1.0], [0.0, 0.0], [0.0, 1.0]]
+        >>> plan.positions.tolist()  # (series, first step) of each sample
+        [[0, 0], [1, 0], [0, 10], [1, 10], [0, 20], [2, 0]]
         """
         _, windows = self._sample_rows()
         return (windows == 0).astype(np.float32)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self._layout.n_batches
 
     @property
-    def n_samples(self):
+    def n_samples(self) -> int:
         return len(self._sample_rows()[0])
 
     def _sample_rows(self):
@@ -160,7 +203,7 @@ class SplitPlan:
             self._sample_cache = self._layout.sample_cells()
         return self._sample_cache
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         shape = (self.n_samples, self.timesteps) + self._panel.arrays[0].shape[1:]
         return (
             f"SplitPlan(scheme={self.scheme!r}, x={shape}, "
@@ -247,7 +290,7 @@ class SplitPlan:
         steps = np.arange(layout.timesteps)
         return real & ((window == 0) | (steps >= layout.timesteps - layout.hop))
 
-    def batch(self, index):
+    def batch(self, index: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Return batch `index` as `(x, y, sample_weight)` numpy arrays.
 
         `y` and `sample_weight` are `None` for a plan without targets. `x`
@@ -352,7 +395,7 @@ class SplitPlan:
         return gathered
 
     @cached_property
-    def weight_scale(self):
+    def weight_scale(self) -> float:
         """The value of every nonzero sample weight (1.0 when nothing is
         left out): elements of the epoch / weighted elements.
 
@@ -401,7 +444,7 @@ class SplitPlan:
             return per_sample
         return np.add.reduceat(per_sample, np.cumsum(sizes) - sizes)
 
-    def masked_loss_factors(self):
+    def masked_loss_factors(self) -> np.ndarray:
         """float `[batches]`: what each batch's weights are multiplied by for
         a model whose per-step output carries a Keras mask.
 
@@ -412,6 +455,14 @@ class SplitPlan:
         (`Embedding(mask_zero=True)` on `sentence_split` ids, `Masking` on
         zero-padded steps). `plan.dataset()` applies it when the model it
         meets has such an output.
+
+        Example: series of 25 steps in padded chunks of 10; the last batch
+        holds 5 real steps of 10.
+
+        >>> import numpy as np, keras_tbptt
+        >>> plan = keras_tbptt.naive_split(np.ones((2, 25, 1)), 10, remainder="pad")
+        >>> plan.masked_loss_factors().tolist()
+        [1.0, 1.0, 0.5]
         """
         rows, windows = self._sample_rows()
         real = self._sample_lengths(rows, windows).astype(np.float64)
@@ -421,12 +472,19 @@ class SplitPlan:
         return np.add.reduceat(real, np.cumsum(sizes) - sizes) / (sizes * self.timesteps)
 
     @property
-    def unweighted_batches(self):
+    def unweighted_batches(self) -> int:
         """Number of batches whose sample weights are all 0 (0 without targets).
 
         They only carry the state forward: per-sequence targets leave all
         but each series' last window unweighted. Wrap the optimizer in
         `keras_tbptt.SkipUnweightedBatches` so that they cost no update.
+
+        Example: one label per series of 12 chunks.
+
+        >>> import numpy as np, keras_tbptt
+        >>> plan = keras_tbptt.naive_split(np.zeros((4, 120, 1)), 10, np.zeros(4))
+        >>> plan.unweighted_batches, len(plan)
+        (11, 12)
         """
         if self._targets is None:
             return 0
@@ -441,8 +499,18 @@ class SplitPlan:
         left = len(layout.row_series) - layout.batch_group * layout.batch_size
         return np.minimum(left, layout.batch_size)
 
-    def batches(self):
-        """Iterate over all batches in order (see `batch`)."""
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        """Iterate over all batches in order, as `(x, y, sample_weight)` (see
+        `batch`).
+
+        Example: two series of 20 steps in chunks of 5; batch `j` holds chunk
+        `j` of both.
+
+        >>> import numpy as np, keras_tbptt
+        >>> plan = keras_tbptt.naive_split(np.arange(40.0).reshape(2, 20, 1), 5)
+        >>> [x[:, 0, 0].tolist() for x, _, _ in plan.batches()]  # first step of each row
+        [[0.0, 20.0], [5.0, 25.0], [10.0, 30.0], [15.0, 35.0]]
+        """
         return (self.batch(i) for i in range(len(self)))
 
     def _stack(self, part):
@@ -461,23 +529,31 @@ class SplitPlan:
         return np.concatenate([self._batch_targets(i)[part - 1] for i in range(len(self))])
 
     @property
-    def x(self):
+    def x(self) -> np.ndarray:
         """Inputs `[samples, timesteps, features]` in plan order.
 
         A view when each row is one sample (e.g. `as_is`), otherwise a copy
         the size of the data: prefer `dataset()` or `batches()` for long
         series.
+
+        Example: 4 series of 60 steps in chunks of 20, with per-step targets.
+
+        >>> import numpy as np, keras_tbptt
+        >>> data = np.zeros((4, 60, 1))
+        >>> plan = keras_tbptt.naive_split(data, 20, data, batch_size=2)
+        >>> plan.x.shape, plan.y.shape, plan.sample_weight.shape
+        ((12, 20, 1), (12, 20, 1), (12, 20))
         """
         return self._stack(0)
 
     @property
-    def y(self):
+    def y(self) -> np.ndarray | None:
         """Targets in plan order: `[samples, timesteps, target_features]`
         (per step) or `[samples, target_features]` (per sequence)."""
         return self._stack(1)
 
     @property
-    def sample_weight(self):
+    def sample_weight(self) -> np.ndarray | None:
         """Weights in plan order: `[samples, timesteps]` (per step) or
         `[samples]` (per sequence).
 
@@ -492,7 +568,7 @@ class SplitPlan:
         return self._stack(2)
 
     @property
-    def positions(self):
+    def positions(self) -> np.ndarray:
         layout = self._layout
         rows, windows = self._sample_rows()
         series = layout.row_series[rows].copy()
@@ -517,7 +593,9 @@ class SplitPlan:
 
     # ------------------------------------------------------------------
     # Back to the original layout
-    def unsplit(self, outputs):
+    def unsplit(
+        self, outputs: ArrayLike
+    ) -> np.ndarray | list[np.ndarray] | pd.DataFrame | pd.Series:
         """Map model outputs (in plan order) back to the original layout.
 
         Args:
@@ -665,7 +743,7 @@ class SplitPlan:
 
     # ------------------------------------------------------------------
     # Train / validation by time
-    def validation_split(self, fraction):
+    def validation_split(self, fraction: float) -> tuple[SplitPlan, SplitPlan]:
         """Split every series by time into a training and a validation plan.
 
         The validation plan holds the last `fraction` of every series (rounded
@@ -729,7 +807,7 @@ class SplitPlan:
 
     # ------------------------------------------------------------------
     # Keras
-    def dataset(self, reset_flags=None):
+    def dataset(self, reset_flags: bool | None = None) -> PlanDataset:
         """A `keras.utils.PyDataset` yielding the batches lazily, in order.
 
         Args:
@@ -748,12 +826,32 @@ class SplitPlan:
         takes it, it checks the model and the callbacks against the plan
         before any batch runs (see `keras_tbptt.PlanDataset`), and warns
         when a stateful plan runs without `callbacks()`.
+
+        Returns:
+            A `keras_tbptt.PlanDataset` of `len(plan)` batches.
+
+        Example:
+
+        >>> import numpy as np, keras, keras_tbptt
+        >>> plan = keras_tbptt.naive_split(np.zeros((4, 60, 1)), 20, np.zeros((4, 60, 1)))
+        >>> data = plan.dataset()
+        >>> len(data), [a.shape for a in data[0]]  # (x, y, sample_weight)
+        (3, [(4, 20, 1), (4, 20, 1), (4, 20)])
+        >>> model = keras.Sequential([
+        ...     keras.Input(batch_shape=(plan.batch_size, plan.timesteps, 1)),
+        ...     keras_tbptt.TBPTTLSTM(2, stateful=True, return_sequences=True),
+        ... ])
+        >>> model.compile(loss="mse")
+        >>> history = model.fit(data, callbacks=plan.callbacks(), shuffle=False, verbose=0)
+        >>> (x, flags), y, weight = plan.dataset(reset_flags=True)[0]
+        >>> flags.tolist()  # batch 0: every row starts from zero states
+        [1.0, 1.0, 1.0, 1.0]
         """
         from keras_tbptt.training.dataset import PlanDataset
 
         return PlanDataset(self, reset_flags=reset_flags)
 
-    def callbacks(self, validation=None):
+    def callbacks(self, validation: SplitPlan | None = None) -> list[ResetStates]:
         """The state-reset callbacks for `fit`, `evaluate` and `predict`.
 
         The callback also checks the model against this plan before any

@@ -1,6 +1,15 @@
 """`plot_layout`: draw where each sample of a plan comes from."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from keras_tbptt.core.plan import SplitPlan
 
 # Alpha of a fully weighted step and of an unweighted step of a partly
 # weighted chunk (a chunk is shaded between them by its weighted share).
@@ -11,7 +20,7 @@ _MAX_LABELLED_BOXES_PER_LANE = 14
 _MAX_LABELLED_BATCHES = 10
 
 
-def plot_layout(plan, *, max_batches=24, max_rows=16):
+def plot_layout(plan: SplitPlan, *, max_batches: int = 24, max_rows: int = 16) -> Figure:
     """Draw a plan's layout: samples in their series, and the batches.
 
     Left panel: every drawn sample on its series' time axis (dates when the

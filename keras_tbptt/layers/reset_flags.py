@@ -1,5 +1,9 @@
 """Per-row reset flags inside the graph: `with_reset_flags`."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
 from keras_tbptt.layers.flags_context import reset_flags_in_effect
@@ -11,6 +15,13 @@ from keras_tbptt.layers.tbptt_lstm import TBPTTLSTM
 class WithResetFlags(keras.layers.Layer):
     """Run `model` with per-row reset flags (built by `with_reset_flags`).
 
+    The layer inside the model that `keras_tbptt.with_reset_flags(model)`
+    returns, available as `keras_tbptt.layers.WithResetFlags`: it makes the
+    flags visible to `model`'s stateful `TBPTTLSTM` layers while it runs
+    `model`. It is registered with Keras, so `keras.models.load_model`
+    restores it. Build it with `with_reset_flags`, which also checks the
+    model.
+
     Args:
         model: the model to run; its stateful `TBPTTLSTM` layers read the
             flags.
@@ -19,35 +30,56 @@ class WithResetFlags(keras.layers.Layer):
         inputs: the model's input.
         reset_flags: `(batch_size,)`: 1 where that row's state starts from
             zeros before this batch.
+
+    Example:
+
+    >>> import numpy as np, keras, keras_tbptt
+    >>> model = keras.Sequential([
+    ...     keras.Input(batch_shape=(2, 5, 1)),
+    ...     keras_tbptt.TBPTTLSTM(3, stateful=True),
+    ... ])
+    >>> wrapped = keras_tbptt.with_reset_flags(model)
+    >>> layer = wrapped.layers[-1]
+    >>> isinstance(layer, keras_tbptt.layers.WithResetFlags), layer.model is model
+    (True, True)
+    >>> y = wrapped([np.ones((2, 5, 1), "float32"), np.array([1.0, 0.0])])
+    >>> tuple(y.shape)
+    (2, 3)
     """
 
-    def __init__(self, model, **kwargs):
+    def __init__(self, model: keras.Model, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model = model
 
-    def build(self, inputs_shape, reset_flags_shape=None):
+    def build(
+        self,
+        inputs_shape: tuple[int | None, ...],
+        reset_flags_shape: tuple[int | None, ...] | None = None,
+    ) -> None:
         self.built = True
 
-    def call(self, inputs, reset_flags, training=None):
+    def call(self, inputs: Any, reset_flags: Any, training: bool | None = None) -> Any:
         with reset_flags_in_effect(reset_flags):
             return self.model(inputs, training=training)
 
-    def compute_output_spec(self, inputs, reset_flags, training=None):
+    def compute_output_spec(
+        self, inputs: Any, reset_flags: Any, training: bool | None = None
+    ) -> Any:
         return self.model.compute_output_spec(inputs)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = {"model": keras.saving.serialize_keras_object(self.model)}
         base_config = super().get_config()
         return {**base_config, **config}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> WithResetFlags:
         config = dict(config)
         config["model"] = keras.saving.deserialize_keras_object(config["model"])
         return cls(**config)
 
 
-def with_reset_flags(model):
+def with_reset_flags(model: keras.Model) -> keras.Model:
     """Wrap `model` so per-row reset flags come with the data.
 
     The returned model takes `[x, reset_flags]`: `x` as `model` does and
@@ -70,7 +102,8 @@ def with_reset_flags(model):
 
     Returns:
         A functional `keras.Model` with inputs `[x, reset_flags]` and
-        `model`'s outputs.
+        `model`'s outputs, computed by its last layer, a
+        `keras_tbptt.layers.WithResetFlags` around `model`.
 
     Example:
 

@@ -1,7 +1,10 @@
 """`TBPTTLSTM`: `keras.layers.LSTM` with Theano-style `truncate_gradient`."""
 
+from __future__ import annotations
+
 import functools
 import itertools
+from typing import Any
 
 import keras
 from keras import ops
@@ -72,7 +75,7 @@ class TBPTTLSTM(keras.layers.LSTM):
             inside the graph. A stateful layer inside a model wrapped by
             `keras_tbptt.with_reset_flags` reads them from the data.
 
-    Returns:
+    Call returns:
         As `keras.layers.LSTM`: `(batch, units)` or, with
         `return_sequences=True`, `(batch, timesteps, units)`; with
         `return_state=True`, also the states `h` and `c`.
@@ -98,7 +101,13 @@ class TBPTTLSTM(keras.layers.LSTM):
     (100, 500, 1)
     """
 
-    def __init__(self, units, truncate_gradient=None, state_step=None, **kwargs):
+    def __init__(
+        self,
+        units: int,
+        truncate_gradient: int | None = None,
+        state_step: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(units, **kwargs)
         self.truncate_gradient = check_int(
             truncate_gradient, "truncate_gradient", allow_none=True
@@ -112,7 +121,7 @@ class TBPTTLSTM(keras.layers.LSTM):
             )
 
     @property
-    def allows_fused_bidirectional(self):
+    def allows_fused_bidirectional(self) -> bool:
         """Whether `keras.layers.Bidirectional` may run this layer on its
         fused bidirectional kernel (JAX and torch on GPU). That kernel takes
         only the weights, so it would drop `truncate_gradient` and
@@ -120,7 +129,14 @@ class TBPTTLSTM(keras.layers.LSTM):
         (each piece still on the per-direction fused kernel)."""
         return self.truncate_gradient is None and self.state_step is None
 
-    def call(self, sequences, initial_state=None, mask=None, training=False, resets=None):
+    def call(
+        self,
+        sequences: Any,
+        initial_state: list[Any] | None = None,
+        mask: Any = None,
+        training: bool = False,
+        resets: Any = None,
+    ) -> Any:
         if resets is None and self.stateful:
             resets = current_reset_flags()  # inside a `with_reset_flags` model
         if resets is not None:
@@ -167,13 +183,15 @@ class TBPTTLSTM(keras.layers.LSTM):
         _shard_along_batch(self.states, batch_size, self.name)
 
     @property
-    def weights(self):
+    def weights(self) -> list[keras.Variable]:
         # Kernels first, as in keras.layers.LSTM, then the tracked states.
         weights = super().weights
         states = [w for w in weights if any(w is s for s in self.states or [])]
         return [w for w in weights if all(w is not s for s in states)] + states
 
-    def inner_loop(self, sequences, initial_state, mask, training=False):
+    def inner_loop(
+        self, sequences: Any, initial_state: list[Any], mask: Any, training: bool = False
+    ) -> tuple[Any, Any, list[Any]]:
         if self.stateful and keras.backend.backend() == "torch":
             # The state variables are overwritten in place after this call;
             # torch's autograd needs the values it read kept intact (Keras'
@@ -294,7 +312,7 @@ class TBPTTLSTM(keras.layers.LSTM):
             outputs = ops.where(seen[:, :, None], outputs, previous_output[:, None, :])
         return output, outputs
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = {
             "truncate_gradient": self.truncate_gradient,
             "state_step": self.state_step,

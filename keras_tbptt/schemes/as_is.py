@@ -1,25 +1,38 @@
 """Scheme 1: use each series as one sample."""
 
+from __future__ import annotations
+
 import warnings
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING
 
 from keras_tbptt.core.build import make_plan
 from keras_tbptt.core.inputs import as_panel
 from keras_tbptt.core.validation import check_int
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from keras_tbptt.core.plan import SplitPlan
+
 PRACTICAL_BPTT_LIMIT = 400
 
 
 def as_is(
-    series,
-    targets=None,
+    series: np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame,
+    targets: (
+        np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame | str
+        | Sequence[str] | None
+    ) = None,
     *,
-    batch_size=32,
-    pad=False,
-    id_col=None,
-    time_col=None,
-    nan="error",
-    wide=False,
-):
+    batch_size: int = 32,
+    pad: bool = False,
+    id_col: Hashable | None = None,
+    time_col: Hashable | None = None,
+    nan: str = "error",
+    wide: bool = False,
+) -> SplitPlan:
     """Use every series whole: one sample per series, full BPTT.
 
     The right choice when series have tens to a few hundred steps. Each

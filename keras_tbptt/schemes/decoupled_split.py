@@ -1,25 +1,39 @@
 """Scheme 6: decoupled forward (k1) and backward (k2) lengths."""
 
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING
+
 from keras_tbptt.core.build import check_timesteps, make_plan, validate_layout_args
 from keras_tbptt.core.inputs import as_panel
 from keras_tbptt.core.validation import check_int
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from keras_tbptt.core.plan import SplitPlan
+
 
 def decoupled_split(
-    series,
-    k1,
-    k2,
-    targets=None,
+    series: np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame,
+    k1: int,
+    k2: int,
+    targets: (
+        np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame | str
+        | Sequence[str] | None
+    ) = None,
     *,
-    batch_size=None,
-    streams=1,
-    remainder="error",
-    pack=False,
-    id_col=None,
-    time_col=None,
-    nan="error",
-    wide=False,
-):
+    batch_size: int | None = None,
+    streams: int = 1,
+    remainder: str = "error",
+    pack: bool = False,
+    id_col: Hashable | None = None,
+    time_col: Hashable | None = None,
+    nan: str = "error",
+    wide: bool = False,
+) -> SplitPlan:
     """TBPTT(k1, k2): every k1 steps, backpropagate k2 steps.
 
     Williams and Peng's truncated BPTT decouples how often the weights are
@@ -45,10 +59,11 @@ def decoupled_split(
     ```
 
     Args:
-        series, targets, batch_size, streams, remainder, id_col, time_col,
-            nan, wide: as for `naive_split`. With `k2 > k1`, each series (or
+        series: as for `naive_split`. With `k2 > k1`, each series (or
             stream) needs `k2 + m * k1` steps for some integer m, unless
             `remainder` pads or drops.
+        targets, batch_size, streams, remainder, id_col, time_col, nan,
+            wide: as for `naive_split`.
         k1: forward steps per update (the update interval).
         k2: backward steps (how far the gradient reaches).
         pack: `True` to pack ragged series into `batch_size` lanes, as for

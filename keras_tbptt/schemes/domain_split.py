@@ -1,5 +1,10 @@
 """Scheme 3 for regression series: `timesteps` from the ACF and PACF."""
 
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING
+
 from keras_tbptt.core.build import REMAINDERS, make_plan, validate_layout_args
 from keras_tbptt.core.inputs import as_panel
 from keras_tbptt.core.layout import factors
@@ -10,6 +15,12 @@ from keras_tbptt.timesteps.suggest import (
     check_suggest_args,
     suggest_from_panel,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from keras_tbptt.core.plan import SplitPlan
 
 # A divisor of the length within this fraction of the suggestion replaces it.
 DEFAULT_TOLERANCE = 0.2
@@ -71,23 +82,26 @@ def _gcd(a, b):
 
 
 def domain_split(
-    series,
-    targets=None,
+    series: np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame,
+    targets: (
+        np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame | str
+        | Sequence[str] | None
+    ) = None,
     *,
-    method="auto",
-    batch_size=None,
-    streams=1,
-    pack=False,
-    remainder=None,
-    tolerance=DEFAULT_TOLERANCE,
-    max_lag=None,
-    alpha=0.05,
-    detrend="auto",
-    feature=None,
-    id_col=None,
-    time_col=None,
-    nan="error",
-):
+    method: str = "auto",
+    batch_size: int | None = None,
+    streams: int = 1,
+    pack: bool = False,
+    remainder: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    max_lag: int | None = None,
+    alpha: float = 0.05,
+    detrend: str = "auto",
+    feature: int | str | None = None,
+    id_col: Hashable | None = None,
+    time_col: Hashable | None = None,
+    nan: str = "error",
+) -> SplitPlan:
     """Naive split with `timesteps` read from the series' ACF and PACF.
 
     Scheme 3 (domain-specific split) for regression series:
@@ -116,9 +130,10 @@ def domain_split(
     why that length was chosen. `plan.validation_split` keeps both.
 
     Args:
-        series, targets, batch_size, streams, pack, id_col, time_col: as
-            for `naive_split`. The statistics read the series only, never
-            the targets.
+        series: as for `naive_split`. The statistics read the series
+            only, never the targets.
+        targets, batch_size, streams, pack, id_col, time_col: as for
+            `naive_split`.
         method, max_lag, alpha, detrend, feature: as for
             `suggest_timesteps`.
         remainder: `None` (default: pad only when no divisor is near),

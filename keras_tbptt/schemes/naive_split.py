@@ -1,23 +1,37 @@
 """Scheme 2: cut long series into contiguous fixed-length chunks."""
 
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING
+
 from keras_tbptt.core.build import check_timesteps, make_plan, validate_layout_args
 from keras_tbptt.core.inputs import as_panel
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from keras_tbptt.core.plan import SplitPlan
+
 
 def naive_split(
-    series,
-    timesteps,
-    targets=None,
+    series: np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame,
+    timesteps: int,
+    targets: (
+        np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame | str
+        | Sequence[str] | None
+    ) = None,
     *,
-    batch_size=None,
-    streams=1,
-    remainder="error",
-    pack=False,
-    id_col=None,
-    time_col=None,
-    nan="error",
-    wide=False,
-):
+    batch_size: int | None = None,
+    streams: int = 1,
+    remainder: str = "error",
+    pack: bool = False,
+    id_col: Hashable | None = None,
+    time_col: Hashable | None = None,
+    nan: str = "error",
+    wide: bool = False,
+) -> SplitPlan:
     """Cut series into chunks of `timesteps` steps for a stateful LSTM.
 
     TBPTT with k1 = k2 = `timesteps`: each chunk is one sample, states carry
@@ -100,8 +114,9 @@ def naive_split(
                            lane 1  s1.c0 s1.c1|s2.c0 s2.c1
                                    (| : that row or lane resets)
             ```
-        id_col, time_col: long-format DataFrame columns naming the series
-            and ordering the steps. A `time_col` of text is never sorted as
+        id_col: the column of a long-format DataFrame naming the series.
+        time_col: the column of a long-format DataFrame ordering the steps
+            (default: the row order). A `time_col` of text is never sorted as
             text ("10" before "2"): it is read as numbers when every value
             is one, else as dates (`pandas.to_datetime`, one format for the
             column, month first unless only day first fits); anything else

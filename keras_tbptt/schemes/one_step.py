@@ -1,21 +1,35 @@
 """Scheme 5: TBPTT(1, 1), one step per sample."""
 
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING
+
 from keras_tbptt.core.build import make_plan, validate_layout_args
 from keras_tbptt.core.inputs import as_panel
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from keras_tbptt.core.plan import SplitPlan
+
 
 def one_step(
-    series,
-    targets=None,
+    series: np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame,
+    targets: (
+        np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame | str
+        | Sequence[str] | None
+    ) = None,
     *,
-    batch_size=None,
-    streams=1,
-    pack=False,
-    id_col=None,
-    time_col=None,
-    nan="error",
-    wide=False,
-):
+    batch_size: int | None = None,
+    streams: int = 1,
+    pack: bool = False,
+    id_col: Hashable | None = None,
+    time_col: Hashable | None = None,
+    nan: str = "error",
+    wide: bool = False,
+) -> SplitPlan:
     """TBPTT(1, 1): one input step per sample, memory left to the state.
 
     Every step is its own sample `[1, features]`; a stateful LSTM carries

@@ -1,25 +1,38 @@
 """Baseline: sample fixed-size windows at random (stateless)."""
 
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from keras_tbptt.core.build import check_timesteps, make_plan
 from keras_tbptt.core.inputs import as_panel
 from keras_tbptt.core.validation import check_int
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from keras_tbptt.core.plan import SplitPlan
+
 
 def random_windows(
-    series,
-    timesteps,
-    n,
-    targets=None,
+    series: np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame,
+    timesteps: int,
+    n: int,
+    targets: (
+        np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame | str
+        | Sequence[str] | None
+    ) = None,
     *,
-    seed=None,
-    batch_size=32,
-    id_col=None,
-    time_col=None,
-    nan="error",
-    wide=False,
-):
+    seed: int | None = None,
+    batch_size: int = 32,
+    id_col: Hashable | None = None,
+    time_col: Hashable | None = None,
+    nan: str = "error",
+    wide: bool = False,
+) -> SplitPlan:
     """Sample `n` windows of `timesteps` steps uniformly at random.
 
     Every window start in every series is equally likely; windows may
@@ -32,8 +45,10 @@ def random_windows(
     ```
 
     Args:
-        series, targets, id_col, time_col, nan, wide: as for `naive_split`
-            (per-sequence targets label every window of their series).
+        series: as for `naive_split`.
+        targets: as for `naive_split`; per-sequence targets label every
+            window of their series.
+        id_col, time_col, nan, wide: as for `naive_split`.
         timesteps: window length.
         n: number of windows.
         seed: seed of the random generator (`None`: fresh randomness).

@@ -1,6 +1,9 @@
 """Scheme 3 for text: one sentence per sample, stateful across a document."""
 
+from __future__ import annotations
+
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -13,8 +16,13 @@ from keras_tbptt.core.validation import check_int
 
 
 def sentence_split(
-    documents, *, sentence_end, max_len=None, targets=None, batch_size=None
-):
+    documents: np.ndarray | Sequence[int] | Sequence[np.ndarray | Sequence[int]],
+    *,
+    sentence_end: int | Sequence[int],
+    max_len: int | str | None = None,
+    targets: np.ndarray | Sequence[np.ndarray] | None = None,
+    batch_size: int | None = None,
+) -> SplitPlan:
     """Split token-id documents by sentence for a stateful LSTM.
 
     The domain-specific split for text: every sentence is one sample, zero

@@ -1,24 +1,37 @@
 """Baseline: keep only the start or the end of every series."""
 
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from keras_tbptt.core.build import check_timesteps, make_plan
 from keras_tbptt.core.inputs import as_panel
 from keras_tbptt.core.validation import check_choice, check_int
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from keras_tbptt.core.plan import SplitPlan
+
 
 def truncate(
-    series,
-    length,
-    targets=None,
+    series: np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame,
+    length: int,
+    targets: (
+        np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame | str
+        | Sequence[str] | None
+    ) = None,
     *,
-    side="start",
-    batch_size=32,
-    id_col=None,
-    time_col=None,
-    nan="error",
-    wide=False,
-):
+    side: str = "start",
+    batch_size: int = 32,
+    id_col: Hashable | None = None,
+    time_col: Hashable | None = None,
+    nan: str = "error",
+    wide: bool = False,
+) -> SplitPlan:
     """Keep the first or last `length` steps of every series, one sample each.
 
     The simplest answer to "too long": throw the rest away. Useful as a

@@ -1,5 +1,7 @@
 """`streaming`: a stateless model whose recurrent states are inputs and outputs."""
 
+from __future__ import annotations
+
 import keras
 
 from keras_tbptt.layers.reset_flags import WithResetFlags
@@ -8,7 +10,7 @@ from keras_tbptt.layers.reset_flags import WithResetFlags
 _STATE_NAMES = {1: ("h",), 2: ("h", "c")}
 
 
-def streaming(model, *, reset_flags=False):
+def streaming(model: keras.Model, *, reset_flags: bool = False) -> keras.Model:
     """Return a stateless copy of `model` that takes and returns its states.
 
     A stateful model keeps its recurrent states in variables of a fixed
@@ -56,7 +58,9 @@ def streaming(model, *, reset_flags=False):
     `"litert"` (path ending `.tflite`; run it with `ai_edge_litert`'s
     `Interpreter`, outputs named `output_0`, `output_1`, ...). With the JAX backend,
     `"tf_saved_model"` (through `jax2tf`) and `"onnx"` (needs `jax2onnx`)
-    work; LiteRT export needs the TensorFlow (or torch) backend. LiteRT
+    work; LiteRT export needs the TensorFlow backend. Under torch, Keras
+    3.15 cannot export a model with several inputs: save the model and
+    export it under TensorFlow (the weights are the same). LiteRT
     needs static shapes: pass `input_signature=[[keras.InputSpec(shape=...,
     dtype="float32", name=t.name) for t in streamer.inputs]]` with fixed
     streams and steps (see docs/serving.md).

@@ -1,6 +1,15 @@
 """`StreamStates`: the states of many named streams, kept in numpy."""
 
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # pure Python and numpy: Keras only runs `streamer`
+    import keras
+    from numpy.typing import ArrayLike
 
 
 class StreamStates:
@@ -38,7 +47,11 @@ class StreamStates:
     ['b']
     """
 
-    def __init__(self, streamer, run=None):
+    def __init__(
+        self,
+        streamer: keras.Model,
+        run: Callable[[list[np.ndarray]], Sequence[ArrayLike]] | None = None,
+    ) -> None:
         inputs = list(streamer.inputs)
         names = [tensor.name for tensor in inputs]
         self._flags = bool(names) and names[-1] == "reset_flags"
@@ -57,17 +70,17 @@ class StreamStates:
         self._states = [np.zeros((0, size), dtype) for size, dtype in zip(self._sizes, self._dtypes)]
 
     @property
-    def names(self):
+    def names(self) -> list[Hashable]:
         """The names of the open streams, in opening order."""
         return list(self._rows)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._rows)
 
-    def __contains__(self, name):
+    def __contains__(self, name: Hashable) -> bool:
         return name in self._rows
 
-    def open(self, name):
+    def open(self, name: Hashable) -> None:
         """Open stream `name`, with zero states."""
         if name in self._rows:
             raise ValueError(f"Stream {name!r} is already open.")
@@ -81,22 +94,22 @@ class StreamStates:
             state[row] = 0
         self._rows[name] = row
 
-    def close(self, name):
+    def close(self, name: Hashable) -> None:
         """Close stream `name` and forget its states."""
         self._free.append(self._rows.pop(self._check([name])[0]))
 
-    def reset(self, name):
+    def reset(self, name: Hashable) -> None:
         """Restart stream `name` from zero states."""
         row = self._rows[self._check([name])[0]]
         for state in self._states:
             state[row] = 0
 
-    def states(self, name):
+    def states(self, name: Hashable) -> list[np.ndarray]:
         """Copies of the states of stream `name`, in the streamer's input order."""
         row = self._rows[self._check([name])[0]]
         return [state[row].copy() for state in self._states]
 
-    def step(self, names, x):
+    def step(self, names: Hashable | Sequence[Hashable], x: ArrayLike) -> np.ndarray:
         """Run the streams `names` on their next steps `x`.
 
         Args:

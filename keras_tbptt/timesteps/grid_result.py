@@ -1,7 +1,17 @@
 """`GridSearchResult`: the table of a grid search and its statistics."""
 
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 RESULT_COLUMNS = ("repeat", "seed", "score", "train_loss", "epochs", "seconds")
 
@@ -42,21 +52,29 @@ class GridSearchResult:
     {10: False, 5: True}
     """
 
-    def __init__(self, results, keys=("timesteps",), metric="loss",
-                 higher_is_better=False, complete=True):
-        self.keys = tuple(keys)
+    def __init__(
+        self,
+        results: pd.DataFrame,
+        keys: Sequence[str] = ("timesteps",),
+        metric: str = "loss",
+        higher_is_better: bool = False,
+        complete: bool = True,
+    ) -> None:
+        self.keys: tuple[str, ...] = tuple(keys)
         missing = [c for c in (*self.keys, *RESULT_COLUMNS) if c not in results.columns]
         if missing:
             raise ValueError(
                 f"`results` lacks the columns {missing}. Received columns: "
                 f"{list(results.columns)}"
             )
-        self.results = results.sort_values([*self.keys, "repeat"]).reset_index(drop=True)
-        self.metric = metric
-        self.higher_is_better = bool(higher_is_better)
-        self.complete = bool(complete)
+        self.results: pd.DataFrame = (
+            results.sort_values([*self.keys, "repeat"]).reset_index(drop=True)
+        )
+        self.metric: str = metric
+        self.higher_is_better: bool = bool(higher_is_better)
+        self.complete: bool = bool(complete)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         candidates = self.results.groupby(list(self.keys)).ngroups
         best = self.best if len(self.results) else None
         return (
@@ -67,7 +85,7 @@ class GridSearchResult:
     def _grouped(self):
         return self.results.groupby(list(self.keys) if len(self.keys) > 1 else self.keys[0])
 
-    def summary(self, confidence=0.95):
+    def summary(self, confidence: float = 0.95) -> pd.DataFrame:
         """Per candidate: `n`, `mean`, `std`, `sem`, a t-interval and `median`.
 
         Args:
@@ -99,7 +117,7 @@ class GridSearchResult:
         return table[["n", "mean", "std", "sem", "ci_low", "ci_high", "median"]]
 
     @property
-    def best(self):
+    def best(self) -> int | tuple[int, int] | None:
         """The candidate with the best mean score (ties: the shortest).
 
         An int (`timesteps`) or a `(k1, k2)` tuple; `None` without runs.
@@ -111,7 +129,9 @@ class GridSearchResult:
         label = means.index[means == best].min()
         return tuple(int(v) for v in label) if isinstance(label, tuple) else int(label)
 
-    def compare(self, alpha=0.05, test="t", correction="holm"):
+    def compare(
+        self, alpha: float = 0.05, test: str = "t", correction: str | None = "holm"
+    ) -> pd.DataFrame:
         """Which candidates are significantly worse than the best, and p-values.
 
         Each candidate is paired with the best one run by run: repeat `r` of
@@ -193,7 +213,7 @@ class GridSearchResult:
         table["worse"] = table["p_adjusted"] < alpha
         return table.sort_values("mean", ascending=not self.higher_is_better, kind="stable")
 
-    def plot(self, ax=None, confidence=0.95):
+    def plot(self, ax: Axes | None = None, confidence: float = 0.95) -> Figure:
         """Box plot of the scores per candidate, with means and t-intervals.
 
         Args:
@@ -233,7 +253,7 @@ class GridSearchResult:
         fig.tight_layout()
         return fig
 
-    def to_csv(self, path, **kwargs):
+    def to_csv(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
         """Write `results` to `path` (CSV, no index); `kwargs` go to pandas."""
         return self.results.to_csv(path, index=False, **kwargs)
 

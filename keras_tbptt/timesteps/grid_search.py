@@ -7,9 +7,13 @@ of every series, the model trains on `plan.dataset()` with
 `plan.callbacks()`.
 """
 
+from __future__ import annotations
+
 import inspect
 import os
 import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +24,9 @@ from keras_tbptt.core.validation import check_choice, check_int
 from keras_tbptt.timesteps import grid_runs as runs
 from keras_tbptt.timesteps.grid_result import RESULT_COLUMNS, GridSearchResult
 
+if TYPE_CHECKING:  # Keras loads inside the runs
+    import keras
+
 SCHEMES = ("naive", "decoupled")
 SPLIT_OPTIONS = ("remainder", "id_col", "time_col", "nan")
 MIN_TIMESTEPS = 2  # one step is TBPTT(1, 1): `one_step`, not a chunk length
@@ -29,25 +36,28 @@ _HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "r2", "iou")
 
 
 def grid_search(
-    build_model,
-    series,
-    targets=None,
+    build_model: Callable[..., keras.Model],
+    series: np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame,
+    targets: (
+        np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame | str
+        | Sequence[str] | None
+    ) = None,
     *,
-    timesteps=None,
-    scheme="naive",
-    repeats=30,
-    epochs=10,
-    validation=0.2,
-    metric=None,
-    mode="auto",
-    batch_size=None,
-    streams=1,
-    n_jobs=1,
-    seed=0,
-    checkpoint=None,
-    progress=True,
-    **split_options,
-):
+    timesteps: Sequence[int] | Sequence[tuple[int, int]] | None = None,
+    scheme: str = "naive",
+    repeats: int = 30,
+    epochs: int = 10,
+    validation: float = 0.2,
+    metric: str | None = None,
+    mode: str = "auto",
+    batch_size: int | None = None,
+    streams: int = 1,
+    n_jobs: int = 1,
+    seed: int = 0,
+    checkpoint: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    **split_options: Any,
+) -> GridSearchResult:
     """Train a model for every candidate `timesteps`, `repeats` times each.
 
     The systematic split: evaluate a set of chunk lengths and keep the one
@@ -87,8 +97,9 @@ def grid_search(
             function is safest). Set global Keras options (dtype policy)
             inside it: each run starts from `clear_session()`, and worker
             processes do not share the caller's settings.
-        series, targets: the data, as for `naive_split` (per-step targets:
-            every run trains and scores on them).
+        series: the data, as for `naive_split`.
+        targets: as for `naive_split` (per-step targets: every run trains
+            and scores on them).
         timesteps: the candidates. `None` (default): the divisors of the
             series length between 2 and 400 that also divide the held-out
             length (so every candidate is scored on the same steps), at most

@@ -7,9 +7,12 @@ statsmodels, scipy and matplotlib are imported inside the functions so that
 `import keras_tbptt` stays fast.
 """
 
+from __future__ import annotations
+
 import warnings
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -18,6 +21,9 @@ from keras_tbptt.core.inputs import as_panel
 from keras_tbptt.core.layout import factors
 from keras_tbptt.core.validation import check_choice, check_int
 from keras_tbptt.schemes.as_is import PRACTICAL_BPTT_LIMIT
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 METHODS = ("auto", "period", "pacf", "acf")
 DETRENDS = ("auto", "difference", "linear", "none")
@@ -44,7 +50,7 @@ class Candidate(NamedTuple):
     timesteps: int
     reason: str
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.timesteps} ({self.reason})"
 
 
@@ -80,25 +86,25 @@ class TimestepsSuggestion:
 
     timesteps: int
     rule: str
-    period: object
+    period: int | None
     ar_order: int
     table: pd.DataFrame
-    candidates: tuple
+    candidates: tuple[Candidate, ...]
     method: str
     detrend: str
-    stationarity: object
+    stationarity: pd.DataFrame | None
     ljung_box_pvalue: float
-    lengths: tuple
+    lengths: tuple[int, ...]
     max_lag: int
     alpha: float
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"TimestepsSuggestion(timesteps={self.timesteps}, period={self.period}, "
             f"ar_order={self.ar_order}, detrend={self.detrend!r}, rule={self.rule!r})"
         )
 
-    def __str__(self):
+    def __str__(self) -> str:
         n = len(self.lengths)
         data = (
             f"1 series of {self.lengths[0]} steps"
@@ -119,7 +125,7 @@ class TimestepsSuggestion:
         ]
         return "\n".join(lines)
 
-    def plot(self, figsize=(8, 5)):
+    def plot(self, figsize: tuple[float, float] = (8, 5)) -> Figure:
         """ACF and PACF stems with their bands, the chosen lag and the period.
 
         Builds a `matplotlib.figure.Figure` directly (no pyplot state, no
@@ -587,17 +593,17 @@ def suggest_from_panel(panel, *, method, max_lag, alpha, detrend, feature_index)
 
 
 def suggest_timesteps(
-    series,
+    series: np.ndarray | Sequence[np.ndarray] | pd.Series | pd.DataFrame,
     *,
-    method="auto",
-    max_lag=None,
-    alpha=0.05,
-    detrend="auto",
-    feature=None,
-    id_col=None,
-    time_col=None,
-    nan="error",
-):
+    method: str = "auto",
+    max_lag: int | None = None,
+    alpha: float = 0.05,
+    detrend: str = "auto",
+    feature: int | str | None = None,
+    id_col: Hashable | None = None,
+    time_col: Hashable | None = None,
+    nan: str = "error",
+) -> TimestepsSuggestion:
     """Suggest `timesteps` for TBPTT from the ACF and PACF of the series.
 
     TBPTT backpropagates `timesteps` steps, so the window should reach the

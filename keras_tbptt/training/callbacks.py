@@ -1,5 +1,10 @@
 """`ResetStates`: batch-aligned state resets for fit, evaluate and predict."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 import numpy as np
 
@@ -10,6 +15,7 @@ from keras_tbptt.training.checks import (
     check_batch_size,
     check_model_for_plan,
     check_states_tracked,
+    check_trains_under_torch,
 )
 from keras_tbptt.training.running_call import keras_call
 
@@ -99,15 +105,15 @@ class ResetStates(keras.callbacks.Callback):
 
     def __init__(
         self,
-        resets=None,
+        resets: Sequence[bool] | np.ndarray | None = None,
         *,
-        every=None,
-        test_resets=None,
-        predict_resets=None,
-        batch_size=None,
-        plan=None,
-        validation=None,
-    ):
+        every: int | None = None,
+        test_resets: Sequence[bool] | np.ndarray | None = None,
+        predict_resets: Sequence[bool] | np.ndarray | None = None,
+        batch_size: int | None = None,
+        plan: SplitPlan | None = None,
+        validation: SplitPlan | None = None,
+    ) -> None:
         super().__init__()
         if sum(arg is not None for arg in (resets, every, plan)) != 1:
             raise ValueError(
@@ -166,7 +172,7 @@ class ResetStates(keras.callbacks.Callback):
             return self.validation
         return self.plan
 
-    def check_plan(self, plan, role, method="predict"):
+    def check_plan(self, plan: SplitPlan, role: str, method: str = "predict") -> None:
         """Raise if `plan`'s reset schedule is not this callback's for `role`.
 
         Called by the plan's dataset when Keras' `method` ("fit",
@@ -217,6 +223,8 @@ class ResetStates(keras.callbacks.Callback):
         if self.batch_size is not None:
             check_batch_size(layers, self.batch_size)
         check_states_tracked(model, layers)
+        if role == "train":
+            check_trains_under_torch(layers)
 
     def _reset(self):
         for layer in stateful_layers(self.model):
@@ -314,36 +322,36 @@ class ResetStates(keras.callbacks.Callback):
         self._reset()
 
     # -- training --------------------------------------------------------
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.reset_count = 0
         self._in_fit = True
         self._begin("train")
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._in_fit = False
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._reset()
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if batch and self._due(self.resets, batch):
             self._reset()
 
     # -- evaluation (also validation during fit) -------------------------
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         # During fit, `params` describe the training data, not validation's:
         # validation batches are counted instead (see on_test_end).
         self._test_batches = 0
         self._begin("test", check_steps=not self._in_fit)
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if batch and self._due(self._schedule_for("test"), batch):
             self._reset()
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._test_batches = batch + 1
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         # Training resumes (next epoch) from reset states, not validation's.
         self._reset()
         schedule = self._schedule_for("test")
@@ -359,9 +367,9 @@ class ResetStates(keras.callbacks.Callback):
             )
 
     # -- prediction ------------------------------------------------------
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._begin("predict")
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if batch and self._due(self._schedule_for("predict"), batch):
             self._reset()

@@ -184,6 +184,26 @@ def check_batch_of_one(layers, plan, needs_targets):
         )
 
 
+def check_trains_under_torch(layers):
+    """Keras' own stateful RNNs cannot train under torch: their state
+    variables are updated in place inside the graph autograd records, so
+    the backward pass fails (keras-team/keras#20875). `TBPTTLSTM` carries
+    its state outside that graph and is not affected."""
+    if keras.backend.backend() != "torch":
+        return
+    keras_own = [layer.name for layer in layers if not isinstance(layer, TBPTTLSTM)]
+    if keras_own:
+        raise ValueError(
+            f"Keras' own stateful RNN layers {keras_own} cannot train under the "
+            "torch backend: their states are updated in place inside the "
+            "autograd graph, and the backward pass fails with 'one of the "
+            "variables needed for gradient computation has been modified by an "
+            "inplace operation' (keras-team/keras#20875). Use "
+            "keras_tbptt.TBPTTLSTM(..., stateful=True) instead of "
+            "keras.layers.LSTM; evaluate() and predict() work with either."
+        )
+
+
 def _check_layer_kwargs(layers, plan):
     """Every stateful layer needs the plan's `layer_kwargs`.
 

@@ -24,9 +24,13 @@ its own Keras data adapter (Keras uses a `DataAdapter` it is given as is):
 plain `PyDataset` (the same batches, more slowly).
 """
 
+from __future__ import annotations
+
 import random
 import warnings
 import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -40,6 +44,7 @@ from keras_tbptt.training.checks import (
     check_batch_of_one,
     check_model_for_plan,
     check_reset_flags,
+    check_trains_under_torch,
     output_masked,
 )
 from keras_tbptt.training.running_call import (
@@ -47,6 +52,11 @@ from keras_tbptt.training.running_call import (
     keras_call,
     reading_epoch_iterator,
 )
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from keras_tbptt.core.plan import SplitPlan
 
 try:  # Keras' (private) data adapter interface; see the module docstring.
     from keras.src.trainers.data_adapters.data_adapter import (
@@ -98,6 +108,12 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
     batches once per dataset (up to 1 GiB: the arrays `fit` would take
     instead); memory-mapped series stay on disk and are read batch by batch.
 
+    Args:
+        plan: the plan whose batches to serve.
+        reset_flags: as for `SplitPlan.dataset`: `True` to send each
+            batch's per-row reset flags with its inputs; `None` (default):
+            `True` for packed plans.
+
     Example:
 
     >>> import numpy as np, keras_tbptt
@@ -110,7 +126,7 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
     True
     """
 
-    def __init__(self, plan, reset_flags=None):
+    def __init__(self, plan: SplitPlan, reset_flags: bool | None = None) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
         if reset_flags is None:
             reset_flags = bool(getattr(plan, "packed", False))
@@ -150,7 +166,7 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         self._settings_for = weakref.WeakKeyDictionary()
 
     @property
-    def num_batches(self):
+    def num_batches(self) -> int:
         # Keras reads this when fit(), evaluate() or predict() wraps the
         # dataset, before it reads a batch or builds anything.
         call = keras_call()
@@ -159,10 +175,10 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         self._note_iterator_settings(None if call is None else call[0])
         return len(self.plan)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.plan)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
         if index >= len(self.plan):
             raise IndexError(f"batch {index} out of range ({len(self.plan)} batches)")
         index = check_int(index, "index", minimum=0)
@@ -192,6 +208,8 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         check_model_for_plan(model, plan, needs_targets=role != "predict", call=call)
         if plan.stateful:
             check_batch_of_one(stateful_layers(model), plan, needs_targets=role != "predict")
+        if role == "train":
+            check_trains_under_torch(stateful_layers(model))
         resets = [c for c in _callback_list(local.get("callbacks")) if isinstance(c, ResetStates)]
         check_reset_flags(model, self, resets, call)
         masked = output_masked(model)
@@ -398,19 +416,19 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         shuffle, inputs_only = self._settings()
         return self._shuffled() if shuffle else self._in_order(inputs_only)
 
-    def get_numpy_iterator(self):
+    def get_numpy_iterator(self) -> Iterator[tuple[Any, ...]]:
         return self._iterate()
 
-    def get_jax_iterator(self):
+    def get_jax_iterator(self) -> Iterator[tuple[Any, ...]]:
         # numpy arrays, which Keras passes to JAX as they are.
         return self._iterate()
 
-    def get_torch_dataloader(self):
+    def get_torch_dataloader(self) -> Any:
         from keras.src.trainers.data_adapters import data_adapter_utils
 
         return data_adapter_utils.get_torch_dataloader(self._iterate())
 
-    def get_tf_dataset(self):
+    def get_tf_dataset(self) -> tf.data.Dataset:
         import tensorflow as tf
 
         # A shuffled epoch (stateless plans only: a stateful plan's shuffle
@@ -489,15 +507,15 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     @property
-    def batch_size(self):
+    def batch_size(self) -> int:
         return self.plan.batch_size
 
     @property
-    def has_partial_batch(self):
+    def has_partial_batch(self) -> bool:
         return self.partial_batch_size is not None
 
     @property
-    def partial_batch_size(self):
+    def partial_batch_size(self) -> int | None:
         # Only stateless plans end with smaller batches (stateful ones fill
         # the last group with filler rows).
         rows = self.plan._batch_rows()

@@ -1,5 +1,9 @@
 """`forecast`: recursive multi-step forecasts from a trained model."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from keras_tbptt.core.time_order import TIME_INDEXES, _time_order
@@ -7,8 +11,18 @@ from keras_tbptt.core.validation import check_int
 from keras_tbptt.layers.stateful import stateful_layers
 from keras_tbptt.training.rebatch import _clone
 
+if TYPE_CHECKING:
+    import keras
+    import pandas as pd
 
-def forecast(model, history, horizon, *, exogenous=None):
+
+def forecast(
+    model: keras.Model,
+    history: np.ndarray | pd.DataFrame | pd.Series,
+    horizon: int,
+    *,
+    exogenous: np.ndarray | pd.DataFrame | None = None,
+) -> np.ndarray | pd.DataFrame | pd.Series:
     """Forecast `horizon` steps past `history`, feeding predictions back.
 
     The classic stateful workflow: a model trained to predict the next step

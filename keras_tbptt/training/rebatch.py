@@ -1,5 +1,7 @@
 """`rebatch`: the same stateful model with another static batch size."""
 
+from __future__ import annotations
+
 import keras
 
 from keras_tbptt.core.validation import check_int
@@ -9,7 +11,9 @@ from keras_tbptt.layers.stateful import stateful_layers
 _SAME = object()  # `timesteps` default: keep the model's own
 
 
-def rebatch(model, batch_size, *, timesteps=_SAME):
+def rebatch(
+    model: keras.Model, batch_size: int, *, timesteps: int | None = _SAME
+) -> keras.Model:
     """Return a copy of `model` with static batch size `batch_size`.
 
     Stateful layers fix the batch size at build time, so a model trained on

@@ -1,5 +1,10 @@
 """`SkipUnweightedBatches`: no optimizer step on a batch that carries no weight."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -57,7 +62,7 @@ class SkipUnweightedBatches(keras.optimizers.Optimizer):
     2
     """
 
-    def __init__(self, optimizer, name=None):
+    def __init__(self, optimizer: keras.optimizers.Optimizer, name: str | None = None) -> None:
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(
                 "`optimizer` must be a keras.optimizers.Optimizer instance, "
@@ -67,36 +72,38 @@ class SkipUnweightedBatches(keras.optimizers.Optimizer):
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = optimizer
 
-    def build(self, variables):
+    def build(self, variables: list[keras.Variable]) -> None:
         if not self.inner_optimizer.built:
             self.inner_optimizer.build(variables)
         super().build(variables)
 
     @property
-    def variables(self):
+    def variables(self) -> list[keras.Variable]:
         # The inner optimizer's variables travel with ours (JAX's stateless
         # steps, saving, sharding).
         return self._variables + self.inner_optimizer.variables
 
     @property
-    def iterations(self):
+    def iterations(self) -> keras.Variable:
         return self.inner_optimizer.iterations
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> Any:
         return self.inner_optimizer.learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, learning_rate):
+    def learning_rate(self, learning_rate: Any) -> None:
         self.inner_optimizer.learning_rate = learning_rate
 
-    def scale_loss(self, loss):
+    def scale_loss(self, loss: Any) -> Any:
         return self.inner_optimizer.scale_loss(loss)
 
-    def finalize_variable_values(self, var_list):
+    def finalize_variable_values(self, var_list: list[keras.Variable]) -> None:
         self.inner_optimizer.finalize_variable_values(var_list)
 
-    def apply(self, grads, trainable_variables=None):
+    def apply(
+        self, grads: Sequence[Any], trainable_variables: list[keras.Variable] | None = None
+    ) -> None:
         if not self.built:
             with keras.name_scope(self.name, caller=self):
                 self.build(trainable_variables)
@@ -133,7 +140,12 @@ class SkipUnweightedBatches(keras.optimizers.Optimizer):
             across, args=(grads, trainable_variables)
         )
 
-    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+    def stateless_apply(
+        self,
+        optimizer_variables: Sequence[Any],
+        grads: Sequence[Any],
+        trainable_variables: Sequence[Any],
+    ) -> tuple[list[Any], list[Any]]:
         if not self.built:
             raise ValueError(
                 f"To call `stateless_apply`, {self.__class__.__name__} must be "
@@ -152,7 +164,7 @@ class SkipUnweightedBatches(keras.optimizers.Optimizer):
 
         return ops.cond(carries_gradient(grads), step, skip)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         # Only the name is ours: the rest is the inner optimizer's.
         return {
             "name": self.name,
@@ -160,7 +172,9 @@ class SkipUnweightedBatches(keras.optimizers.Optimizer):
         }
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(
+        cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None
+    ) -> SkipUnweightedBatches:
         config = dict(config)
         config["optimizer"] = keras.saving.deserialize_keras_object(
             config["optimizer"], custom_objects=custom_objects
@@ -168,18 +182,21 @@ class SkipUnweightedBatches(keras.optimizers.Optimizer):
         return cls(**config)
 
 
-def carries_gradient(grads):
+def carries_gradient(grads: Sequence[Any]) -> Any:
     """Scalar bool tensor: whether any gradient has a nonzero entry."""
-    nonzero = [
-        # TensorFlow's sparse gradients (Embedding) hold their entries in
-        # `.values`.
-        ops.any(ops.not_equal(getattr(g, "values", g), 0))
-        for g in grads
-        if g is not None
-    ]
+    nonzero = [ops.any(ops.not_equal(_entries(g), 0)) for g in grads if g is not None]
     if not nonzero:
         return ops.convert_to_tensor(False)
     return ops.any(ops.stack(nonzero))
+
+
+def _entries(gradient):
+    """A gradient's stored entries: TensorFlow's sparse gradients
+    (`IndexedSlices`, from an `Embedding`) hold them in `.values`; a torch
+    tensor's `.values` is a method, not entries."""
+    if hasattr(gradient, "indices") and hasattr(gradient, "dense_shape"):
+        return gradient.values
+    return gradient
 
 
 def _needs_merge_call():
