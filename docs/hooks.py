@@ -11,11 +11,19 @@
   table of contents is made to point at the headings' real ids.
 - The figures of `docs/make_figures.py` are drawn with matplotlib into
   `img/` (nothing is stored in the repository, nothing needs the network).
-- `api.md`: the `<!-- api-reference -->` marker becomes one mkdocstrings
-  entry per name in `keras_tbptt.__all__`, grouped by package, so a new
-  public name is documented as soon as it is exported.
+- The API reference: one page `api/<name>.md` per public object (the names
+  of `keras_tbptt.__all__`, and those of its subpackages' `__all__` that
+  the top level does not export, such as `kt.layers.WithResetFlags`), each
+  a mkdocstrings entry, added to the nav under "API reference"; `api.md`'s
+  `<!-- api-reference -->` marker becomes their index, grouped by package,
+  one line per object (its docstring's summary). A new public name is
+  documented as soon as it is exported.
 - `benchmarks.md`: the `<!-- benchmark-results -->` marker becomes the
   committed `benchmarks/results/*.md`, so the page never goes stale.
+- The other pages' ```python blocks, read with docs/check_snippets.py's
+  parser: a checked line that raises, warns, prints an `output below` or is
+  too long loses its comment, and an output block under the code shows what
+  it prints, raises or warns (`rendered_snippets`).
 """
 
 import ast
@@ -33,6 +41,7 @@ READER_NOTEBOOKS = ROOT / ".cache" / "notebooks"  # what the site renders and se
 HIDDEN_TAG = "remove_cell"
 RESULTS = ROOT / "benchmarks" / "results"
 API_MARKER = "<!-- api-reference -->"
+API_NAV_TITLE = "API reference"  # the nav entry of api.md, made a section
 BENCHMARKS_MARKER = "<!-- benchmark-results -->"
 
 # Package of the implementing module -> section of the API page, in order.
@@ -43,6 +52,11 @@ API_SECTIONS = {
     "keras_tbptt.layers": "The layer",
     "keras_tbptt.training": "Training, forecasting and state resets",
     "keras_tbptt.serving": "Serving",
+}
+# mkdocstrings options of single pages, on top of mkdocs.yml's.
+API_OPTIONS = {
+    # Plans come from the schemes: the constructor is not for users.
+    "keras_tbptt.core.plan.SplitPlan": {"merge_init_into_class": False},
 }
 
 
@@ -71,6 +85,9 @@ def on_files(files, config):
                           dest_dir=config.site_dir, use_directory_urls=config.use_directory_urls))
     for name, png in _load_figures_module().draw_all().items():
         files.append(File.generated(config, f"img/{name}", content=png))
+    for entries in api_sections().values():
+        for name, path, page in entries:
+            files.append(File.generated(config, page, content=api_page(path)))
     return files
 
 
@@ -126,32 +143,119 @@ def reader_notebook(text, name):
     return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
 
 
-def api_entries():
-    """The API page's Markdown: one `:::` entry per name of `__all__`."""
+def _source(module):
+    """The source file of `module` (a package's `__init__.py`), unimported."""
+    path = ROOT.joinpath(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+def _package_members(package):
+    """`(name, defining module)` of each name in `package.__all__`, read
+    from its source: the Keras subpackages are not imported."""
+    tree = ast.parse(_source(package).read_text())
+    origins, names = {}, []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            origins.update((alias.asname or alias.name, node.module) for alias in node.names)
+        elif isinstance(node, ast.Assign) and any(
+                getattr(target, "id", None) == "__all__" for target in node.targets):
+            names = ast.literal_eval(node.value)
+    return [(name, origins[name]) for name in names]
+
+
+def api_objects():
+    """`[(public name, dotted path of its definition)]`: the names of
+    `keras_tbptt.__all__` in order, then the members of its subpackages
+    (`kt.layers`) not exported at the top, as `layers.WithResetFlags`."""
     import keras_tbptt
 
-    sections = {title: [] for title in API_SECTIONS.values()}
+    objects, packages = [], []
     for name in keras_tbptt.__all__:
         if name in keras_tbptt._LAZY:  # Keras names: read the path, import nothing
             module, attribute = keras_tbptt._LAZY[name]
-            if attribute is None:  # a subpackage (`kt.layers`): its members are listed
+            if attribute is None:  # a subpackage (`kt.layers`)
+                packages.append((name, module))
                 continue
         else:
             module, attribute = getattr(keras_tbptt, name).__module__, name
+        objects.append((name, f"{module}.{attribute}"))
+    for name, package in packages:
+        documented = {path for _, path in objects}
+        objects += [(f"{name}.{member}", f"{origin}.{member}")
+                    for member, origin in _package_members(package)
+                    if f"{origin}.{member}" not in documented]
+    return objects
+
+
+def api_sections():
+    """`{section title: [(public name, path, page)]}`, in the order of
+    API_SECTIONS; within a section, `api_objects()`'s order, except that a
+    subpackage's member follows the public name of its own module (the
+    `WithResetFlags` page comes after `with_reset_flags`)."""
+    sections = {title: [] for title in API_SECTIONS.values()}
+    pages = {}
+    for name, path in api_objects():
+        module = path.rsplit(".", 1)[0]
         package = ".".join(module.split(".")[:2])
         if package not in API_SECTIONS:
             raise ValueError(
                 f"keras_tbptt.{name} lives in {module}, which has no section on the "
                 f"API page; add its package to API_SECTIONS in {__file__}")
-        sections[API_SECTIONS[package]].append(f"{module}.{attribute}")
+        page = f"api/{name.rsplit('.', 1)[-1]}.md"
+        if page.lower() in pages:
+            raise ValueError(f"{name} and {pages[page.lower()]} would share the page {page}")
+        pages[page.lower()] = name
+        entries = sections[API_SECTIONS[package]]
+        same_module = [i for i, (_, other, _) in enumerate(entries)
+                       if other.rsplit(".", 1)[0] == module]
+        at = same_module[-1] + 1 if "." in name and same_module else len(entries)
+        entries.insert(at, (name, path, page))
+    return {title: entries for title, entries in sections.items() if entries}
+
+
+def _summary(path):
+    """The first paragraph of the docstring of `path`, on one line."""
+    module, name = path.rsplit(".", 1)
+    for node in ast.parse(_source(module).read_text()).body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
+            docstring = ast.get_docstring(node) or ""
+            return " ".join(docstring.split("\n\n")[0].split())
+    raise ValueError(f"{path}: no such class or function")
+
+
+def api_index():
+    """api.md's index: per section, one table row per object (a link to
+    its page and its docstring's summary)."""
     lines = []
-    for title, paths in sections.items():
-        if not paths:
-            continue
-        lines += [f"## {title}", ""]
-        for path in paths:
-            lines += [f"::: {path}", ""]
+    for title, entries in api_sections().items():
+        lines += [f"## {title}", "", "| Name | Summary |", "| --- | --- |"]
+        lines += [f"| [`{name}`]({page}) | {_summary(path).replace('|', '&#124;')} |"
+                  for name, path, page in entries]
+        lines.append("")
     return "\n".join(lines)
+
+
+def api_page(path):
+    """The Markdown of one object's page: its mkdocstrings entry, whose
+    heading (the page's title) is the object's name."""
+    lines = [f"::: {path}"]
+    if path in API_OPTIONS:
+        lines.append("    options:")
+        lines += [f"      {key}: {json.dumps(value)}" for key, value in API_OPTIONS[path].items()]
+    return "\n".join(lines) + "\n"
+
+
+def on_config(config):
+    """The nav's "API reference" entry (api.md) becomes a section: the
+    index, then one subsection per package with a page per object
+    (made anew when `mkdocs serve` rebuilds)."""
+    for i, entry in enumerate(config.nav or []):
+        if isinstance(entry, dict) and API_NAV_TITLE in entry:
+            config.nav[i] = {API_NAV_TITLE: [{"Overview": "api.md"}] + [
+                {title: [{name: page} for name, _, page in entries]}
+                for title, entries in api_sections().items()]}
+            return config
+    raise ValueError(f"mkdocs.yml's nav has no `{API_NAV_TITLE}: api.md` entry")
 
 
 def benchmark_results():
@@ -171,14 +275,57 @@ def on_page_markdown(markdown, page, config, files):
     if page.file.src_uri == "api.md":
         if API_MARKER not in markdown:
             raise ValueError(f"api.md lost its {API_MARKER} marker")
-        return markdown.replace(API_MARKER, api_entries())
+        return markdown.replace(API_MARKER, api_index())
     if page.file.src_uri == "benchmarks.md":
         if BENCHMARKS_MARKER not in markdown:
             raise ValueError(f"benchmarks.md lost its {BENCHMARKS_MARKER} marker")
+        markdown = rendered_snippets(markdown, page.file.src_uri)
         return markdown.replace(BENCHMARKS_MARKER, benchmark_results())
-    # The snippet checker's tags (```python jax, ```python no-run) are not
-    # valid superfences headers: the block would render as text.
-    return re.sub(r"^```python (?:jax|no-run)[ \t]*$", "```python", markdown, flags=re.M)
+    if page.file.src_uri.endswith(".ipynb"):
+        return markdown
+    return rendered_snippets(markdown, page.file.src_uri)
+
+
+def _load_checker():
+    """docs/check_snippets.py, whose parser the pages' rendering shares."""
+    spec = importlib.util.spec_from_file_location(
+        "check_snippets", Path(__file__).with_name("check_snippets.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rendered_snippets(markdown, path):
+    """The page's ```python blocks as readers see them. The snippet
+    checker's tags (```python jax, ```python no-run) are not valid
+    superfences headers (the block would render as text): they go, and
+    every ```python block gets the class `tbptt-python` (the docs tests find
+    the Python code in the HTML by it). A checked
+    line of docs/check_snippets.py that raises or warns, that prints an
+    `output below`, or that is longer than its LONG_LINE loses its comment,
+    and the block is followed by an output block (a ```text block in a
+    `tbptt-output` div) showing what those lines print, raise or warn, in
+    order; the ```text blocks of `output below` move into it."""
+    checker = _load_checker()
+    parts, at = [], 0
+    for block in checker.page_blocks(markdown, path):
+        header = markdown[block.start:markdown.index("\n", block.start)]
+        if block.info in ("", "jax", "no-run"):
+            header = "```{.python .tbptt-python}"
+        lines = block.source.splitlines()
+        shown = []
+        for check in block.checks:
+            line = lines[check.line - 1]
+            if check.kind != "print" or check.below or len(line) > checker.LONG_LINE:
+                lines[check.line - 1] = line[:check.column].rstrip()
+                shown.append(checker.shown_output(check))
+        parts += [markdown[at:block.start], header, "\n", "\n".join(lines), "\n```"]
+        if shown:
+            parts += ['\n\n<div class="tbptt-output" markdown>\n\n```text\n',
+                      "\n".join(shown), "\n```\n\n</div>"]
+        at = block.end
+    parts.append(markdown[at:])
+    return "".join(parts)
 
 
 def _notebook_page_links(html, page, config):
