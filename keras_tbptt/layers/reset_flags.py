@@ -4,7 +4,7 @@ import keras
 
 from keras_tbptt.layers.flags_context import reset_flags_in_effect
 from keras_tbptt.layers.stateful import stateful_layers
-from keras_tbptt.layers.tbptt_lstm import TBPTTLSTM
+from keras_tbptt.layers.truncation import TruncatedRNN
 
 
 @keras.saving.register_keras_serializable(package="keras_tbptt")
@@ -12,7 +12,8 @@ class WithResetFlags(keras.layers.Layer):
     """Run `model` with per-row reset flags (built by `with_reset_flags`).
 
     Args:
-        model: the model to run; its stateful `TBPTTLSTM` layers read the
+        model: the model to run; its stateful keras_tbptt layers
+            (`TBPTTLSTM`, `TBPTTGRU`, `TBPTTSimpleRNN`, `TBPTTRNN`) read the
             flags.
 
     Call arguments:
@@ -52,8 +53,9 @@ def with_reset_flags(model):
 
     The returned model takes `[x, reset_flags]`: `x` as `model` does and
     `reset_flags` of shape `(batch_size,)`. Before each batch, every
-    stateful `keras_tbptt.TBPTTLSTM` inside zeroes the carried state of the
-    rows flagged 1, inside the graph. Feed it a plan's
+    stateful keras_tbptt layer inside (`TBPTTLSTM`, `TBPTTGRU`,
+    `TBPTTSimpleRNN`, `TBPTTRNN`) zeroes the carried state of the rows
+    flagged 1, inside the graph. Feed it a plan's
     `dataset(reset_flags=True)` (or `[plan.x, plan.reset_flags]` as arrays)
     and no `ResetStates` callback: training, validation and prediction each
     reset by their own data's flags, `steps_per_execution` may exceed 1,
@@ -62,7 +64,8 @@ def with_reset_flags(model):
 
     The wrapper shares `model`'s layers and weights: train either, the other
     sees the change. Keras' own recurrent layers cannot read the flags, so a
-    stateful one is refused (use `TBPTTLSTM`).
+    stateful one is refused (use `TBPTTLSTM`, `TBPTTGRU`, `TBPTTSimpleRNN`
+    or `TBPTTRNN`).
 
     Args:
         model: a built Keras model with one input and a fixed batch size
@@ -104,18 +107,21 @@ def with_reset_flags(model):
             f"{inputs!r}"
         )
     layers = stateful_layers(model)
-    keras_own = [layer.name for layer in layers if not isinstance(layer, TBPTTLSTM)]
+    keras_own = [layer.name for layer in layers if not isinstance(layer, TruncatedRNN)]
     if keras_own:
         raise ValueError(
             f"Stateful layers {keras_own} cannot read reset flags: only "
-            "keras_tbptt.TBPTTLSTM resets rows inside the graph. Build them "
-            "as TBPTTLSTM(units, stateful=True, ...), or keep the callback "
-            "path: fit(plan.dataset(), callbacks=plan.callbacks())."
+            "keras_tbptt's layers (TBPTTLSTM, TBPTTGRU, TBPTTSimpleRNN, "
+            "TBPTTRNN) reset rows inside the graph. Build them as e.g. "
+            "TBPTTLSTM(units, stateful=True, ...) or TBPTTGRU(units, "
+            "stateful=True, ...), or keep the callback path: "
+            "fit(plan.dataset(), callbacks=plan.callbacks())."
         )
     if not layers:
         raise ValueError(
-            "`model` has no stateful TBPTTLSTM layer, so reset flags would "
-            "do nothing. Build the recurrent layers with stateful=True."
+            "`model` has no stateful TBPTTLSTM layer (nor TBPTTGRU, "
+            "TBPTTSimpleRNN, TBPTTRNN), so reset flags would do nothing. "
+            "Build the recurrent layers with stateful=True."
         )
     batch_size = inputs[0].shape[0]
     if batch_size is None:

@@ -96,11 +96,12 @@ class TruncatedRNN(keras.layers.RNN):
             initial_state = self.states
         if not keras.tree.is_nested(initial_state):
             initial_state = [initial_state]
-        keep = ops.reshape(ops.equal(resets, 0), (-1, 1))
+        keep = ops.equal(resets, 0)
 
         def reset(state):
             state = ops.convert_to_tensor(state)
-            return ops.where(keep, state, ops.zeros_like(state))
+            row = ops.reshape(keep, (-1, *[1] * (len(state.shape) - 1)))
+            return ops.where(row, state, ops.zeros_like(state))
 
         return keras.tree.map_structure(reset, list(initial_state))
 
@@ -257,9 +258,11 @@ class TruncatedRNN(keras.layers.RNN):
         # Outputs come in processing order; so must the mask.
         processed_mask = ops.flip(segment_mask, axis=1) if self.go_backwards else segment_mask
         seen = ops.cumsum(ops.cast(processed_mask, "int32"), axis=1) > 0
-        output = ops.where(seen[:, -1:], output, previous_output)
+        for _ in range(len(output.shape) - 1):  # (units,) or a cell's wider output
+            seen = ops.expand_dims(seen, -1)
+        output = ops.where(seen[:, -1], output, previous_output)
         if self.return_sequences:
-            outputs = ops.where(seen[:, :, None], outputs, previous_output[:, None, :])
+            outputs = ops.where(seen, outputs, ops.expand_dims(previous_output, 1))
         return output, outputs
 
     def get_config(self):
