@@ -376,6 +376,8 @@ def stateful_layer(kind, plan, features=2):
 @pytest.mark.parametrize("kind", KIND_NAMES)
 def test_packed_ragged_panel_with_reset_flags_equals_one_pass(kind, steps_per_execution,
                                                               ragged):
+    if BACKEND == "torch" and steps_per_execution > 1:
+        pytest.skip("Keras allows steps_per_execution > 1 only under TensorFlow and JAX")
     series, targets = ragged
     plan = kt.decoupled_split(series, 10, 15, targets, batch_size=3, remainder="pad",
                               pack=True)
@@ -444,8 +446,10 @@ def test_bidirectional_truncates_each_direction(kind, rng):
 
     def sum_of(index):
         def loss(outputs):
-            out = outputs[index]
-            return ops.sum(out * ops.cos(ops.arange(out.shape[1], dtype="float32"))[:, None])
+            out, other = outputs[index], outputs[1 - index]
+            weights = ops.cos(ops.arange(out.shape[1], dtype="float32"))[:, None]
+            # 0 * other: torch refuses gradients of weights the loss does not use
+            return ops.sum(out * weights) + 0.0 * ops.sum(other)
         return loss
 
     assert not layer._can_attempt_fused_gru(None)
@@ -655,7 +659,10 @@ def test_a_convlstm2d_subclass_is_truncated(rng):
     reference.build(x.shape)
     layer.build(x.shape)
     copy_weights(reference, layer)
-    assert_close(layer(x, mask=mask), reference(x, mask=mask)[0])
+    # Keras' JAX loop cannot mask a ConvLSTM (its mask does not broadcast
+    # against image states), its own layer included.
+    call = {} if BACKEND == "jax" else {"mask": mask}
+    assert_close(layer(x, **call), reference(x, **call)[0])
     assert reached_steps(value_and_grads(layer, x, weighted_sum)[2]) == [5, 6, 7]
     stateful = TBPTTConvLSTM2D(**conv, stateful=True, state_step=4)
     stateful.build((2, 6, 4, 4, 1))
