@@ -49,7 +49,7 @@ API_SECTIONS = {
     "keras_tbptt.schemes": "Splitting schemes",
     "keras_tbptt.core": "Plans and drawings",
     "keras_tbptt.timesteps": "Choosing timesteps",
-    "keras_tbptt.layers": "The layer",
+    "keras_tbptt.layers": "The layers",
     "keras_tbptt.training": "Training, forecasting and state resets",
     "keras_tbptt.serving": "Serving",
 }

@@ -1,4 +1,4 @@
-"""keras_tbptt: truncated backpropagation through time for Keras 3 LSTMs.
+"""keras_tbptt: truncated backpropagation through time for Keras 3 RNNs.
 
 The package is grouped by role:
 
@@ -7,7 +7,8 @@ The package is grouped by role:
 - `schemes/`: one module per splitting scheme, each returning a `SplitPlan`.
 - `timesteps/`: choosing `timesteps`: `suggest_timesteps` (ACF/PACF) and
   `grid_search`.
-- `layers/` and `training/`: the Keras side: `TBPTTLSTM`, the reset
+- `layers/` and `training/`: the Keras side: `TBPTTLSTM`, `TBPTTGRU`,
+  `TBPTTSimpleRNN` and `TBPTTRNN` (one shared truncation), the reset
   callbacks, the plan's dataset, `SkipUnweightedBatches`, `rebatch` and
   `forecast`.
 - `serving/`: `streaming` (states as explicit inputs and outputs, for
@@ -15,7 +16,7 @@ The package is grouped by role:
 - `apps/`: the `keras-tbptt` command line and `make demo`.
 
 The data side imports no Keras: the Keras names below load on first use,
-so `import keras_tbptt` does not start TensorFlow or JAX. `TBPTTLSTM` is
+so `import keras_tbptt` does not start TensorFlow or JAX. The layers are
 registered for `keras.models.load_model` as soon as Keras is imported,
 whichever of the two packages is imported first.
 """
@@ -40,6 +41,9 @@ __version__ = "0.2.0"
 # name -> (module, attribute): imported on first access (they need Keras).
 _LAZY = {
     "TBPTTLSTM": ("keras_tbptt.layers.tbptt_lstm", "TBPTTLSTM"),
+    "TBPTTGRU": ("keras_tbptt.layers.tbptt_gru", "TBPTTGRU"),
+    "TBPTTSimpleRNN": ("keras_tbptt.layers.tbptt_simple_rnn", "TBPTTSimpleRNN"),
+    "TBPTTRNN": ("keras_tbptt.layers.tbptt_rnn", "TBPTTRNN"),
     "ResetStates": ("keras_tbptt.training.callbacks", "ResetStates"),
     "PlanDataset": ("keras_tbptt.training.dataset", "PlanDataset"),
     "rebatch": ("keras_tbptt.training.rebatch", "rebatch"),

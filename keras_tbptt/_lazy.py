@@ -31,7 +31,9 @@ def _import_registered():
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):
-    """Registers `TBPTTLSTM` (and `SkipUnweightedBatches`) right after `keras` finishes importing.
+    """Registers the layers (`TBPTTLSTM`, `TBPTTGRU`, `TBPTTSimpleRNN`,
+    `TBPTTRNN`, `WithResetFlags`) and `SkipUnweightedBatches` right after
+    `keras` finishes importing.
 
     `keras.models.load_model` finds custom layers only in its registry and
     imports modules of Keras' own packages alone, so a model saved with a

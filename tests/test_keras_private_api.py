@@ -92,9 +92,25 @@ def test_keras_takes_the_dataset_as_its_own_adapter():
 
 
 def test_bidirectional_asks_its_layers_before_fusing():
-    # layers/tbptt_lstm.py wraps Bidirectional._can_attempt_fused_lstm.
-    method = keras.layers.Bidirectional._can_attempt_fused_lstm
-    assert getattr(method, "_asks_layers", False)
+    # layers/truncation.py wraps Bidirectional._can_attempt_fused_lstm and
+    # _can_attempt_fused_gru.
+    for name in ("_can_attempt_fused_lstm", "_can_attempt_fused_gru"):
+        method = getattr(keras.layers.Bidirectional, name)
+        assert getattr(method, "_asks_layers", False), name
+
+
+def test_attributes_set_in_a_do_not_track_scope_stay_plain():
+    # layers/truncation.py sets a layer's (nested) `states` list in
+    # DotNotTrackScope, as keras.layers.RNN does: a tracked list would reach
+    # JAX's scan as a type JAX does not know.
+    from keras.src.utils.tracking import DotNotTrackScope, TrackedList
+
+    layer = keras.layers.Layer()
+    with DotNotTrackScope():
+        layer.plain = [[1], [2]]
+    layer.tracked = [[1], [2]]
+    assert not isinstance(layer.plain[0], TrackedList)
+    assert isinstance(layer.tracked[0], TrackedList)
 
 
 def test_stateful_rnn_states_its_batch_size():
@@ -139,7 +155,7 @@ def test_functional_models_run_through_their_graph():
 
 
 def test_variables_are_laid_out_by_their_layout():
-    # layers/tbptt_lstm.py shards stateful states by setting `_layout`.
+    # layers/truncation.py shards stateful states by setting `_layout`.
     variable = keras.Variable(np.zeros((2, 3), "float32"))
     assert hasattr(variable, "_layout")
 

@@ -1,8 +1,8 @@
 """Data parallel stateful training on 4 simulated devices (JAX).
 
 Under `keras.distribution.DataParallel` the states of a stateful `TBPTTLSTM`
-are sharded along the batch axis like the data (each device holds
-`batch_size / 4` rows), and `fit`, `evaluate` and chunked stateful `predict`
+(and `TBPTTGRU`, `TBPTTRNN` of stacked cells) are sharded along the batch
+axis like the data (each device holds `batch_size / 4` rows), and `fit`, `evaluate` and chunked stateful `predict`
 give what one device gives: with the reset callbacks and with per-row reset
 flags on a packed panel (lanes change series mid-epoch, inside a shard).
 
@@ -22,6 +22,7 @@ import pytest
 
 pytest.importorskip("jax")
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEVICES = 4
 BATCH = 8
 
@@ -50,11 +51,20 @@ assert len(flag_plan) % 3 and flag_plan.reset_flags[8:].any()
 PLANS = {"callbacks": callback_plan, "reset_flags": flag_plan}
 
 
-def build(plan, batch_size=None):
+LAYERS = {
+    "lstm": lambda **kwargs: kt.TBPTTLSTM(4, **kwargs),
+    "gru": lambda **kwargs: kt.TBPTTGRU(4, **kwargs),
+    # nested states: one per cell, (h,) and (h, c)
+    "stacked": lambda **kwargs: kt.TBPTTRNN(
+        [keras.layers.GRUCell(4), keras.layers.LSTMCell(4)], **kwargs),
+}
+
+
+def build(plan, batch_size=None, layer="lstm"):
     keras.utils.set_random_seed(0)  # same initial weights everywhere
     return keras.Sequential([
         keras.Input(batch_shape=(batch_size or plan.batch_size, plan.timesteps, 1)),
-        kt.TBPTTLSTM(4, stateful=True, return_sequences=True, **plan.layer_kwargs),
+        LAYERS[layer](stateful=True, return_sequences=True, **plan.layer_kwargs),
         keras.layers.Dense(1),
     ])
 
@@ -65,13 +75,13 @@ def sharding(layer):
             "spec": [str(axis) for axis in getattr(s.value.sharding, "spec", ())],
             "shards": sorted(tuple(x.data.shape) for x in s.value.addressable_shards),
         }
-        for s in layer.states
+        for s in keras.tree.flatten(layer.states)
     }
 
 
-def run(path):
+def run(path, kind="lstm"):
     plan = PLANS[path]
-    inner = build(plan)
+    inner = build(plan, layer=kind)
     layer = inner.layers[0]
     shardings = {"built": sharding(layer)}
     if path == "callbacks":
@@ -90,7 +100,7 @@ def run(path):
     evaluated = model.evaluate(data, callbacks=callbacks, verbose=0)
     predictions = model.predict(data, callbacks=callbacks, verbose=0)
     shardings["predict"] = sharding(layer)
-    carried = keras.ops.convert_to_numpy(layer.states[0].value)
+    carried = keras.ops.convert_to_numpy(keras.tree.flatten(layer.states)[0].value)
     layer.reset_state()
     shardings["reset_state"] = sharding(layer)
     return {
@@ -104,9 +114,12 @@ def run(path):
 
 results = {"devices": len(jax.devices())}
 results["one_device"] = {path: run(path) for path in PLANS}
+OTHER_LAYERS = [kind for kind in LAYERS if kind != "lstm"]
+results["one_device_layers"] = {kind: run("reset_flags", kind) for kind in OTHER_LAYERS}
 
 keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
 results["data_parallel"] = {path: run(path) for path in PLANS}
+results["data_parallel_layers"] = {kind: run("reset_flags", kind) for kind in OTHER_LAYERS}
 try:
     build(callback_plan, batch_size=6)
     results["uneven_error"] = None
@@ -148,6 +161,10 @@ def results(tmp_path_factory):
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={DEVICES}",
         "JAX_PLATFORMS": "cpu",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # The package of this checkout, not another installed copy.
+        "PYTHONPATH": os.pathsep.join(
+            [ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
     }
     done = subprocess.run(
         [sys.executable, str(script)],
@@ -201,3 +218,23 @@ def test_model_parallel_shards_unmapped_states_and_keeps_mapped_ones(results):
         results["model_parallel_reference"],
         atol=1e-5,
     )
+
+
+STATES = {"gru": ["state_h"], "stacked": ["state_0", "state_1", "state_2"]}
+
+
+@pytest.mark.parametrize("kind", list(STATES))
+def test_every_layer_shards_its_states_and_matches_one_device(results, kind):
+    """TBPTTGRU and TBPTTRNN of stacked cells (nested states) on the reset
+    flag path: the same sharding and results as the LSTM."""
+    one, four = results["one_device_layers"][kind], results["data_parallel_layers"][kind]
+    for stage in ("built", "fit", "predict", "reset_state"):
+        shardings = four["shardings"][stage]
+        assert sorted(shardings) == STATES[kind]
+        for sharded in shardings.values():
+            assert sharded["spec"] == ["batch", "None"]
+            assert sharded["shards"] == [[BATCH // DEVICES, 4]] * DEVICES
+    assert one["carried_nonzero"] and four["carried_nonzero"]
+    np.testing.assert_allclose(four["losses"], one["losses"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(four["evaluate"], one["evaluate"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(four["predictions"], one["predictions"], atol=1e-5)

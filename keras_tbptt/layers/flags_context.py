@@ -4,7 +4,7 @@ import contextlib
 import contextvars
 
 # Set by `WithResetFlags.call` for the duration of the inner model's call, so
-# every stateful `TBPTTLSTM` inside (nested models, `Bidirectional` included)
+# every stateful keras_tbptt layer (`TruncatedRNN`) inside (nested models, `Bidirectional` included)
 # reads the flags of its own batch, whether traced once per step or unrolled
 # for `steps_per_execution > 1`.
 _RESET_FLAGS = contextvars.ContextVar("keras_tbptt_reset_flags", default=None)

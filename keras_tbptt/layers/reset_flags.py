@@ -8,7 +8,7 @@ import keras
 
 from keras_tbptt.layers.flags_context import reset_flags_in_effect
 from keras_tbptt.layers.stateful import stateful_layers
-from keras_tbptt.layers.tbptt_lstm import TBPTTLSTM
+from keras_tbptt.layers.truncation import TruncatedRNN
 
 
 @keras.saving.register_keras_serializable(package="keras_tbptt")
@@ -23,7 +23,8 @@ class WithResetFlags(keras.layers.Layer):
     model.
 
     Args:
-        model: the model to run; its stateful `TBPTTLSTM` layers read the
+        model: the model to run; its stateful keras_tbptt layers
+            (`TBPTTLSTM`, `TBPTTGRU`, `TBPTTSimpleRNN`, `TBPTTRNN`) read the
             flags.
 
     Call arguments:
@@ -84,8 +85,9 @@ def with_reset_flags(model: keras.Model) -> keras.Model:
 
     The returned model takes `[x, reset_flags]`: `x` as `model` does and
     `reset_flags` of shape `(batch_size,)`. Before each batch, every
-    stateful `keras_tbptt.TBPTTLSTM` inside zeroes the carried state of the
-    rows flagged 1, inside the graph. Feed it a plan's
+    stateful keras_tbptt layer inside (`TBPTTLSTM`, `TBPTTGRU`,
+    `TBPTTSimpleRNN`, `TBPTTRNN`) zeroes the carried state of the rows
+    flagged 1, inside the graph. Feed it a plan's
     `dataset(reset_flags=True)` (or `[plan.x, plan.reset_flags]` as arrays)
     and no `ResetStates` callback: training, validation and prediction each
     reset by their own data's flags, `steps_per_execution` may exceed 1,
@@ -94,7 +96,8 @@ def with_reset_flags(model: keras.Model) -> keras.Model:
 
     The wrapper shares `model`'s layers and weights: train either, the other
     sees the change. Keras' own recurrent layers cannot read the flags, so a
-    stateful one is refused (use `TBPTTLSTM`).
+    stateful one is refused (use `TBPTTLSTM`, `TBPTTGRU`, `TBPTTSimpleRNN`
+    or `TBPTTRNN`).
 
     Args:
         model: a built Keras model with one input and a fixed batch size
@@ -137,18 +140,21 @@ def with_reset_flags(model: keras.Model) -> keras.Model:
             f"{inputs!r}"
         )
     layers = stateful_layers(model)
-    keras_own = [layer.name for layer in layers if not isinstance(layer, TBPTTLSTM)]
+    keras_own = [layer.name for layer in layers if not isinstance(layer, TruncatedRNN)]
     if keras_own:
         raise ValueError(
             f"Stateful layers {keras_own} cannot read reset flags: only "
-            "keras_tbptt.TBPTTLSTM resets rows inside the graph. Build them "
-            "as TBPTTLSTM(units, stateful=True, ...), or keep the callback "
-            "path: fit(plan.dataset(), callbacks=plan.callbacks())."
+            "keras_tbptt's layers (TBPTTLSTM, TBPTTGRU, TBPTTSimpleRNN, "
+            "TBPTTRNN) reset rows inside the graph. Build them as e.g. "
+            "TBPTTLSTM(units, stateful=True, ...) or TBPTTGRU(units, "
+            "stateful=True, ...), or keep the callback path: "
+            "fit(plan.dataset(), callbacks=plan.callbacks())."
         )
     if not layers:
         raise ValueError(
-            "`model` has no stateful TBPTTLSTM layer, so reset flags would "
-            "do nothing. Build the recurrent layers with stateful=True."
+            "`model` has no stateful TBPTTLSTM layer (nor TBPTTGRU, "
+            "TBPTTSimpleRNN, TBPTTRNN), so reset flags would do nothing. "
+            "Build the recurrent layers with stateful=True."
         )
     batch_size = inputs[0].shape[0]
     if batch_size is None:

@@ -24,10 +24,12 @@ def streaming(model: keras.Model, *, reset_flags: bool = False) -> keras.Model:
     after chunk, it gives what one uninterrupted pass over each stream
     gives (the stateful model's predictions).
 
-    Every recurrent layer (`keras_tbptt.TBPTTLSTM`, `keras.layers.LSTM`,
-    `GRU`, `SimpleRNN`, stacked or not; stateful or not) is rebuilt as a
-    non-stateful Keras layer of the same config with `return_state=True`;
-    a `TBPTTLSTM` becomes a `keras.layers.LSTM` (`truncate_gradient` only
+    Every recurrent layer (`keras_tbptt.TBPTTLSTM`, `TBPTTGRU`,
+    `TBPTTSimpleRNN`, `TBPTTRNN` of a cell with flat states,
+    `keras.layers.LSTM`, `GRU`, `SimpleRNN`, stacked or not; stateful or
+    not) is rebuilt as a non-stateful Keras layer of the same config with
+    `return_state=True`; a `TBPTTLSTM` becomes a `keras.layers.LSTM` (a
+    `TBPTTGRU` a `GRU`, ...; `truncate_gradient` only
     changes gradients; `state_step` is dropped: the state is always the one
     after the last step of the call). The other layers (Dense,
     TimeDistributed, Masking, nested models...) are rebuilt from their
@@ -277,7 +279,7 @@ def _copy_weights(source, target):
     """Copy `source`'s weights (its carried states excepted) into `target`:
     copies, not shared buffers (under JAX, Keras' jitted steps donate, so
     delete, the buffers of the variables they update)."""
-    states = {id(v) for v in getattr(source, "states", None) or []}
+    states = {id(v) for v in keras.tree.flatten(getattr(source, "states", None) or [])}
     weights = [v for v in source.weights if id(v) not in states]
     for old, new in zip(weights, target.weights, strict=True):
         new.assign(keras.ops.convert_to_numpy(old))
@@ -303,17 +305,17 @@ def _state_sizes(layer):
 
 def _rebuilt_recurrent(layer):
     """A non-stateful copy of `layer`'s config that returns its states."""
-    from keras_tbptt.layers.tbptt_lstm import TBPTTLSTM
+    from keras_tbptt.layers.truncation import TruncatedRNN, untruncated_class
 
     config = layer.get_config()
     config.update(stateful=False, return_state=True)
     cls = layer.__class__
-    if isinstance(layer, TBPTTLSTM):
+    if isinstance(layer, TruncatedRNN):
         # The same forward pass: truncate_gradient only changes gradients;
         # state_step is dropped (the state is the one after the last step).
         config.pop("truncate_gradient", None)
         config.pop("state_step", None)
-        cls = keras.layers.LSTM
+        cls = untruncated_class(layer)
     return cls.from_config(config)
 
 

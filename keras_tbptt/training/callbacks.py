@@ -60,7 +60,7 @@ class ResetStates(keras.callbacks.Callback):
     `batch_size=` or `steps=` when one of them is the cause);
     `steps_per_execution` would skip a reset; under JAX, a layer's states
     are untracked and would silently be lost (Keras' own RNN layers: use
-    `keras_tbptt.TBPTTLSTM`). Built from a plan (`plan=`, as
+    `keras_tbptt.TBPTTLSTM`, `TBPTTGRU`, `TBPTTSimpleRNN` or `TBPTTRNN`). Built from a plan (`plan=`, as
     `SplitPlan.callbacks()` does) it also refuses: `fit` or `evaluate` on a
     plan without targets; a model whose output has a time axis when the
     targets are per sequence, or the reverse; a stateful layer without the

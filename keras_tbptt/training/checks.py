@@ -13,7 +13,7 @@ import numpy as np
 
 from keras_tbptt.layers.reset_flags import WithResetFlags
 from keras_tbptt.layers.stateful import stateful_layers
-from keras_tbptt.layers.tbptt_lstm import TBPTTLSTM
+from keras_tbptt.layers.truncation import TruncatedRNN
 from keras_tbptt.training.skip_unweighted import SkipUnweightedBatches
 
 
@@ -169,16 +169,17 @@ def check_batch_of_one(layers, plan, needs_targets):
     """Keras' own stateful RNNs cannot train on a batch of 1 from a dataset
     under TensorFlow: the adapter leaves the batch axis unknown and the
     loop then refuses the state's static shape (a Keras limitation;
-    `TBPTTLSTM` states its batch size and is not affected)."""
+    keras_tbptt's layers state their batch size and are not affected)."""
     if not (needs_targets and plan.batch_size == 1 and keras.backend.backend() == "tensorflow"):
         return
-    keras_own = [layer.name for layer in layers if not isinstance(layer, TBPTTLSTM)]
+    keras_own = [layer.name for layer in layers if not isinstance(layer, TruncatedRNN)]
     if keras_own:
         raise ValueError(
             f"Keras' own stateful RNN layers {keras_own} cannot train or "
             "evaluate on a plan's dataset with batch_size=1 under TensorFlow "
             "(its loop fails with 'enters the loop with shape (1, ...)'). Use "
-            "keras_tbptt.TBPTTLSTM, or more rows per batch (streams=2 or more), "
+            "keras_tbptt.TBPTTLSTM (or TBPTTGRU, TBPTTSimpleRNN, TBPTTRNN), "
+            "or more rows per batch (streams=2 or more), "
             "or numpy arrays: fit(plan.x, plan.y, sample_weight=plan.sample_weight, "
             "batch_size=1, shuffle=False, callbacks=plan.callbacks())."
         )
@@ -246,7 +247,8 @@ def _check_layer_kwargs(layers, plan):
                 f"- Expected: {name}={value!r}\n"
                 f"- Received: {received}\n"
                 "Build it as keras_tbptt.TBPTTLSTM(units, stateful=True, "
-                "**plan.layer_kwargs)."
+                "**plan.layer_kwargs) (or TBPTTGRU, TBPTTSimpleRNN, "
+                "TBPTTRNN(cell, ...))."
             )
 
 
@@ -296,7 +298,8 @@ def check_states_tracked(model, layers):
     lost = [
         layer.name
         for layer in layers
-        if layer.states is not None and not all(id(v) in tracked for v in layer.states)
+        if layer.states is not None
+        and not all(id(v) in tracked for v in keras.tree.flatten(layer.states))
     ]
     if lost:
         raise ValueError(
@@ -304,6 +307,7 @@ def check_states_tracked(model, layers):
             "variables, so fit(), evaluate() and predict() silently drop "
             "them after every batch (a Keras limitation of its own RNN "
             "layers). Use keras_tbptt.TBPTTLSTM(..., stateful=True) "
-            "instead of keras.layers.LSTM, or run on the TensorFlow "
-            "backend."
+            "instead of keras.layers.LSTM (TBPTTGRU for GRU, TBPTTSimpleRNN "
+            "for SimpleRNN, TBPTTRNN(cell) for RNN), or run on the "
+            "TensorFlow backend."
         )

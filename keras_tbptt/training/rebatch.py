@@ -28,7 +28,7 @@ def rebatch(
         batch_size: the new static batch size.
         timesteps: the new number of timesteps of every input: an int, or
             `None` for any length (for example `1` to run one step per call).
-            Default: the model's own. A `TBPTTLSTM` with `truncate_gradient`
+            Default: the model's own. A layer with `truncate_gradient`
             or `state_step` needs a static number of timesteps (and
             `state_step <= timesteps`).
 
@@ -130,7 +130,11 @@ def _clone(model, batch_size, timesteps=_SAME, forward_only=False):
 
 
 def _weights_without_states(model):
-    states = {id(v) for layer in stateful_layers(model) for v in layer.states or []}
+    states = {
+        id(v)
+        for layer in stateful_layers(model)
+        for v in keras.tree.flatten(layer.states or [])
+    }
     return [v for v in model.weights if id(v) not in states]
 
 
