@@ -57,7 +57,7 @@ class TBPTTGRU(TruncatedRNN, keras.layers.GRU):
         resets: optional `(batch_size,)` flags: rows flagged 1 start from a
             zero state (stateful layers: instead of the carried state).
 
-    Returns:
+    Call returns:
         As `keras.layers.GRU`: `(batch, units)` or, with
         `return_sequences=True`, `(batch, timesteps, units)`; with
         `return_state=True`, also the state `h`.

@@ -71,7 +71,7 @@ class TBPTTLSTM(TruncatedRNN, keras.layers.LSTM):
             inside the graph. A stateful layer inside a model wrapped by
             `keras_tbptt.with_reset_flags` reads them from the data.
 
-    Returns:
+    Call returns:
         As `keras.layers.LSTM`: `(batch, units)` or, with
         `return_sequences=True`, `(batch, timesteps, units)`; with
         `return_state=True`, also the states `h` and `c`.

@@ -46,7 +46,7 @@ class TBPTTRNN(TruncatedRNN):
         resets: optional `(batch_size,)` flags: rows flagged 1 start from a
             zero state (stateful layers: instead of the carried state).
 
-    Returns:
+    Call returns:
         As `keras.layers.RNN`.
 
     Example: two stacked cells, gradient through the last 10 steps.

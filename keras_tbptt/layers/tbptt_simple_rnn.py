@@ -35,7 +35,7 @@ class TBPTTSimpleRNN(TruncatedRNN, keras.layers.SimpleRNN):
         resets: optional `(batch_size,)` flags: rows flagged 1 start from a
             zero state (stateful layers: instead of the carried state).
 
-    Returns:
+    Call returns:
         As `keras.layers.SimpleRNN`.
 
     Example:

@@ -41,9 +41,9 @@ class TruncatedRNN(keras.layers.RNN):
             steps instead of after the last one, or `None`.
         **kwargs: the Keras layer's other arguments.
 
-    Example:
+    A truncated Keras recurrent layer is this class before the Keras layer.
 
-    A truncated Keras recurrent layer is this class before the Keras layer:
+    Example:
 
     >>> import keras
     >>> from keras_tbptt.layers import TruncatedRNN
