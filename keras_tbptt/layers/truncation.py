@@ -50,7 +50,7 @@ class TruncatedRNN(keras.layers.RNN):
     >>> class TruncatedGRU(TruncatedRNN, keras.layers.GRU):
     ...     pass
     >>> layer = TruncatedGRU(4, truncate_gradient=5, return_sequences=True)
-    >>> layer(keras.ops.ones((2, 20, 3))).shape
+    >>> tuple(layer(keras.ops.ones((2, 20, 3))).shape)
     (2, 20, 4)
     >>> import keras_tbptt as kt
     >>> isinstance(kt.TBPTTLSTM(4), TruncatedRNN)
