@@ -188,11 +188,11 @@ def check_batch_of_one(layers, plan, needs_targets):
 def check_trains_under_torch(layers):
     """Keras' own stateful RNNs cannot train under torch: their state
     variables are updated in place inside the graph autograd records, so
-    the backward pass fails (keras-team/keras#20875). `TBPTTLSTM` carries
-    its state outside that graph and is not affected."""
+    the backward pass fails (keras-team/keras#20875). keras_tbptt's layers
+    copy the state they read and are not affected."""
     if keras.backend.backend() != "torch":
         return
-    keras_own = [layer.name for layer in layers if not isinstance(layer, TBPTTLSTM)]
+    keras_own = [layer.name for layer in layers if not isinstance(layer, TruncatedRNN)]
     if keras_own:
         raise ValueError(
             f"Keras' own stateful RNN layers {keras_own} cannot train under the "
@@ -201,7 +201,8 @@ def check_trains_under_torch(layers):
             "variables needed for gradient computation has been modified by an "
             "inplace operation' (keras-team/keras#20875). Use "
             "keras_tbptt.TBPTTLSTM(..., stateful=True) instead of "
-            "keras.layers.LSTM; evaluate() and predict() work with either."
+            "keras.layers.LSTM (TBPTTGRU, TBPTTSimpleRNN or TBPTTRNN for the "
+            "others); evaluate() and predict() work with either."
         )
 
 
