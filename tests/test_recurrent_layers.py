@@ -20,7 +20,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import keras_tbptt as kt  # noqa: E402
-from conftest import to_numpy, value_and_grads  # noqa: E402
+from conftest import executable_steps, to_numpy, value_and_grads  # noqa: E402
 
 pytestmark = pytest.mark.keras
 ops = keras.ops
@@ -372,12 +372,10 @@ def stateful_layer(kind, plan, features=2):
     return inner, layer
 
 
-@pytest.mark.parametrize("steps_per_execution", [1, 8])
+@pytest.mark.parametrize("steps_per_execution", sorted({1, executable_steps(8)}))
 @pytest.mark.parametrize("kind", KIND_NAMES)
 def test_packed_ragged_panel_with_reset_flags_equals_one_pass(kind, steps_per_execution,
                                                               ragged):
-    if BACKEND == "torch" and steps_per_execution > 1:
-        pytest.skip("Keras allows steps_per_execution > 1 only under TensorFlow and JAX")
     series, targets = ragged
     plan = kt.decoupled_split(series, 10, 15, targets, batch_size=3, remainder="pad",
                               pack=True)
