@@ -25,7 +25,10 @@ measurement: about `--seconds` of work), an untimed interleaved round, then
 rotating; reported: the median step time, throughput = 32 * T / step time,
 and the ratios Keras/None and full/(T//10). Memory: a fresh process per
 backend, family, T and layer (median of `--memory-repeats`): peak RSS over
-four training steps minus the RSS before the first step.
+four training steps minus the RSS before the first step. The worker also
+checks that each family's Keras layer and `truncate_gradient=None` layer
+compile to the same training program (the jaxpr under JAX, the graph's op
+types under TensorFlow).
 
 Targets (from issue 16): each layer with `truncate_gradient=None` within 5%
 of its Keras layer (step time at most 5% above, at every T); with `T//10`
@@ -96,6 +99,41 @@ def build(family, variant, T):
     return model, x, y
 
 
+def traced_program(model, x):
+    """What the backend compiles for a training step's gradient: the jaxpr
+    (JAX, names dropped) or the op types of the graph and its functions
+    (TensorFlow), as `tests/test_recurrent_layers.py` compares them."""
+    import collections
+    import re
+
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        frozen = [v.value for v in model.non_trainable_variables]
+
+        def loss(weights, inputs):
+            out, _ = model.stateless_call(weights, frozen, inputs, training=True)
+            return keras.ops.mean(out ** 2)
+
+        weights = [v.value for v in model.trainable_variables]
+        return re.sub(r"name=\S+", "", str(jax.make_jaxpr(jax.grad(loss))(weights, x)))
+    import tensorflow as tf
+
+    @tf.function
+    def step(inputs):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model(inputs, training=True) ** 2)
+        return tape.gradient(loss, model.trainable_variables)
+
+    graph = step.get_concrete_function(tf.constant(x)).graph.as_graph_def()
+    types = collections.Counter(node.op for node in graph.node)
+    for function in graph.library.function:
+        types.update(node.op for node in function.node_def)
+    return dict(types)
+
+
 def timing_worker(timesteps, repeats, seconds, families):
     import keras
     import numpy
@@ -104,8 +142,14 @@ def timing_worker(timesteps, repeats, seconds, families):
     result = {"versions": {"python": platform.python_version(), "numpy": numpy.__version__,
                            "keras": keras.__version__,
                            backend: __import__(backend).__version__},
-              "step_s": {}}
+              "step_s": {}, "same_program": {}}
     for family in families:
+        # With truncate_gradient=None, the same compiled program as Keras'?
+        keras.utils.set_random_seed(0)
+        programs = [traced_program(*build(family, variant, timesteps[0])[:2])
+                    for variant in ("keras", "none")]
+        result["same_program"][family] = programs[0] == programs[1]
+        keras.backend.clear_session()
         for T in timesteps:
             models, n = {}, {}
             for variant in VARIANTS:
@@ -187,7 +231,7 @@ def run_backend(backend, args):
                                          "met": ratios[family][speed_T]["full_over_tenth"] > 1}}
                for family in args.families}
     return {"backend": backend, "versions": timing["versions"], "rows": rows,
-            "ratios": ratios, "targets": targets}
+            "ratios": ratios, "targets": targets, "same_program": timing["same_program"]}
 
 
 def markdown(r):
@@ -233,11 +277,15 @@ def markdown(r):
     for b in r["backends"]:
         for family, t in b["targets"].items():
             q, s = b["ratios"][family], t["tenth_faster"]
+            same = b["same_program"][family]
             lines.append(
                 f"- {b['backend']}, {FAMILIES[family][1]}: `None` within 5% of "
                 f"`{FAMILIES[family][0]}`: {met(t['none_within_5pct'])} (Keras/None "
                 + ", ".join(f"T={T} {v['keras_over_none']:.3f}" for T, v in q.items())
-                + f"; at least 0.952 needed); `T//10` faster than full BPTT at T={s['T']}: "
+                + "; at least 0.952 needed; the two compile to "
+                + ("the same program, so any difference is timing noise"
+                   if same else "**different** programs")
+                + f"); `T//10` faster than full BPTT at T={s['T']}: "
                 f"{met(s['met'])} ({q[s['T']]['full_over_tenth']:.2f}x)")
     return "\n".join(lines + [""])
 
@@ -245,7 +293,7 @@ def markdown(r):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("both", "tensorflow", "jax"), default="both")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--seconds", type=float, default=0.4)
     parser.add_argument("--memory-repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
