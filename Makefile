@@ -54,6 +54,7 @@ docs: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_data_path.py
 	$(BIN)/python benchmarks/bench_tbptt_lstm.py
+	$(BIN)/python benchmarks/bench_tbptt_layers.py
 	$(BIN)/python benchmarks/bench_grid_search.py
 	$(BIN)/python benchmarks/bench_dataset.py
 	$(BIN)/python benchmarks/bench_in_graph_resets.py

@@ -181,6 +181,52 @@ def test_no_truncation_equals_the_keras_layer(kind, option, x):
     )
 
 
+def traced_program(layer, x):
+    """What the backend compiles for a training step's gradient: the jaxpr
+    (JAX, names dropped) or the op types of the graph and its functions
+    (TensorFlow)."""
+    import collections
+    import re
+
+    model = keras.Sequential([keras.Input(batch_shape=x.shape), layer])
+    if BACKEND == "jax":
+        import jax
+
+        frozen = [v.value for v in model.non_trainable_variables]
+
+        def loss(weights, inputs):
+            out, _ = model.stateless_call(weights, frozen, inputs, training=True)
+            return ops.mean(out ** 2)
+
+        weights = [v.value for v in model.trainable_variables]
+        return re.sub(r"name=\S+", "", str(jax.make_jaxpr(jax.grad(loss))(weights, x)))
+    import tensorflow as tf
+
+    @tf.function
+    def step(inputs):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model(inputs, training=True) ** 2)
+        return tape.gradient(loss, model.trainable_variables)
+
+    graph = step.get_concrete_function(tf.constant(x)).graph.as_graph_def()
+    types = collections.Counter(node.op for node in graph.node)
+    for function in graph.library.function:
+        types.update(node.op for node in function.node_def)
+    return types
+
+
+@pytest.mark.skipif(BACKEND == "torch", reason="torch runs eagerly: no program to compare")
+@pytest.mark.parametrize("kind", KIND_NAMES)
+def test_no_truncation_traces_the_keras_layers_program(kind, x):
+    """Without truncate_gradient and state_step the layer compiles to the
+    Keras layer's own training program, so it runs at the same speed (the
+    benchmark's timings differ only by noise)."""
+    reference, layer = twins(kind, return_sequences=True)
+    assert traced_program(layer, x) == traced_program(reference, x)
+    _, truncated = twins(kind, truncate_gradient=3, return_sequences=True)
+    assert traced_program(truncated, x) != traced_program(reference, x)  # control
+
+
 # --- truncate_gradient: Theano's semantics ------------------------------------
 
 

@@ -29,9 +29,10 @@ class TruncatedRNN(keras.layers.RNN):
     """A `keras.layers.RNN` with truncated BPTT, tracked states and resets.
 
     The base of every keras_tbptt recurrent layer (`isinstance(layer,
-    TruncatedRNN)` finds them all): `TBPTTRNN` is this class under its
-    public name; `TBPTTLSTM`, `TBPTTGRU` and `TBPTTSimpleRNN` put it
-    before the Keras layer they truncate.
+    TruncatedRNN)` finds them all): `TBPTTRNN` subclasses it for a public
+    name and docstring; `TBPTTLSTM`, `TBPTTGRU` and `TBPTTSimpleRNN` put
+    it before the Keras layer they truncate. So may you, for another
+    `keras.layers.RNN` subclass (e.g. `ConvLSTM2D`).
 
     Args:
         *args: the Keras layer's positional arguments (`cell` or `units`).

@@ -1,0 +1,336 @@
+"""Training benchmark: TBPTTGRU, TBPTTSimpleRNN, TBPTTRNN vs their Keras layers.
+
+What: step time, throughput and peak memory of training
+`keras.Input(batch_shape=(32, T, 8)) -> layer(64, return_sequences=True) ->
+keras.layers.Dense(1)` (Adam(1e-3), mse) with `model.train_on_batch(x, y)` on
+one fixed random float32 batch, for T in {100, 500} and three families of
+three layers each: the Keras layer (full BPTT), the keras_tbptt layer with
+`truncate_gradient=None` and with `truncate_gradient=T//10`:
+
+- `gru`: `keras.layers.GRU` / `TBPTTGRU` (reset_after=True: Keras' fused
+  GRU kernel where the backend has one: a `lax.scan` with the input
+  projections of all steps in one matmul under JAX, which has no cuDNN GRU;
+  TensorFlow's is cuDNN only, so on CPU the generic loop);
+- `simple_rnn`: `keras.layers.SimpleRNN` / `TBPTTSimpleRNN` (generic loop);
+- `rnn_lstm_cell`: `keras.layers.RNN(LSTMCell)` / `TBPTTRNN(LSTMCell)` (a
+  cell: always the generic loop).
+
+How: as `bench_tbptt_lstm.py` (whose timing and memory helpers it uses):
+each backend (tensorflow, then jax) runs in worker processes with
+`KERAS_BACKEND` set before Keras is imported; the parent imports no Keras.
+Timing: one worker per backend; per family and T, three untimed warm-up
+steps per model (tracing / compilation, then the number `n` of steps per
+measurement: about `--seconds` of work), an untimed interleaved round, then
+`--repeats` rounds running the family's three models in turn, the order
+rotating; reported: the median step time, throughput = 32 * T / step time,
+and the ratios Keras/None and full/(T//10). Memory: a fresh process per
+backend, family, T and layer (median of `--memory-repeats`): peak RSS over
+four training steps minus the RSS before the first step. The worker also
+checks that each family's Keras layer and `truncate_gradient=None` layer
+compile to the same training program (the jaxpr under JAX, the graph's op
+types under TensorFlow).
+
+Targets (from issue 16): each layer with `truncate_gradient=None` within 5%
+of its Keras layer (step time at most 5% above, at every T); with `T//10`
+faster than full BPTT at T=500.
+
+Run: `python benchmarks/bench_tbptt_layers.py [--backend jax] [--quick]`
+(about 10 minutes on 2 cores); writes
+`benchmarks/results/bench_tbptt_layers.{json,md}` (`--quick`: a small smoke
+run, results not written).
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_tbptt_lstm import BATCH, FEATURES, MEMORY_STEPS, UNITS, time_steps  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+FAMILIES = {
+    "gru": ("keras.layers.GRU", "TBPTTGRU"),
+    "simple_rnn": ("keras.layers.SimpleRNN", "TBPTTSimpleRNN"),
+    "rnn_lstm_cell": ("keras.layers.RNN(LSTMCell)", "TBPTTRNN(LSTMCell)"),
+}
+VARIANTS = ("keras", "none", "tenth")
+
+
+def layer_name(family, variant):
+    keras_name, ours = FAMILIES[family]
+    if variant == "keras":
+        return keras_name
+    return f"{ours}(truncate_gradient={'None' if variant == 'none' else 'T//10'})"
+
+
+# Worker side: Keras is imported only here.
+def build(family, variant, T):
+    import keras
+    import numpy as np
+
+    import keras_tbptt as kt
+
+    kwargs = {"return_sequences": True}
+    if variant != "keras":
+        kwargs["truncate_gradient"] = None if variant == "none" else max(1, T // 10)
+    if family == "gru":
+        rnn = (keras.layers.GRU if variant == "keras" else kt.TBPTTGRU)(UNITS, **kwargs)
+    elif family == "simple_rnn":
+        cls = keras.layers.SimpleRNN if variant == "keras" else kt.TBPTTSimpleRNN
+        rnn = cls(UNITS, **kwargs)
+    else:
+        cls = keras.layers.RNN if variant == "keras" else kt.TBPTTRNN
+        rnn = cls(keras.layers.LSTMCell(UNITS), **kwargs)
+    model = keras.Sequential([keras.Input(batch_shape=(BATCH, T, FEATURES)), rnn,
+                              keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    rng = np.random.default_rng(T)
+    x = rng.standard_normal((BATCH, T, FEATURES), dtype="float32")
+    y = rng.standard_normal((BATCH, T, 1), dtype="float32")
+    return model, x, y
+
+
+def traced_program(model, x):
+    """What the backend compiles for a training step's gradient: the jaxpr
+    (JAX, names dropped) or the op types of the graph and its functions
+    (TensorFlow), as `tests/test_recurrent_layers.py` compares them."""
+    import collections
+    import re
+
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        frozen = [v.value for v in model.non_trainable_variables]
+
+        def loss(weights, inputs):
+            out, _ = model.stateless_call(weights, frozen, inputs, training=True)
+            return keras.ops.mean(out ** 2)
+
+        weights = [v.value for v in model.trainable_variables]
+        return re.sub(r"name=\S+", "", str(jax.make_jaxpr(jax.grad(loss))(weights, x)))
+    import tensorflow as tf
+
+    @tf.function
+    def step(inputs):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(model(inputs, training=True) ** 2)
+        return tape.gradient(loss, model.trainable_variables)
+
+    graph = step.get_concrete_function(tf.constant(x)).graph.as_graph_def()
+    types = collections.Counter(node.op for node in graph.node)
+    for function in graph.library.function:
+        types.update(node.op for node in function.node_def)
+    return dict(types)
+
+
+def timing_worker(timesteps, repeats, seconds, families):
+    import keras
+    import numpy
+
+    backend = keras.backend.backend()
+    result = {"versions": {"python": platform.python_version(), "numpy": numpy.__version__,
+                           "keras": keras.__version__,
+                           backend: __import__(backend).__version__},
+              "step_s": {}, "same_program": {}}
+    for family in families:
+        # With truncate_gradient=None, the same compiled program as Keras'?
+        keras.utils.set_random_seed(0)
+        programs = [traced_program(*build(family, variant, timesteps[0])[:2])
+                    for variant in ("keras", "none")]
+        result["same_program"][family] = programs[0] == programs[1]
+        keras.backend.clear_session()
+        for T in timesteps:
+            models, n = {}, {}
+            for variant in VARIANTS:
+                keras.utils.set_random_seed(0)
+                models[variant] = build(family, variant, T)
+                time_steps(*models[variant], 1)  # tracing / compilation
+                n[variant] = min(40, max(2, math.ceil(seconds / time_steps(*models[variant], 2))))
+            for variant in VARIANTS:  # one untimed interleaved round
+                time_steps(*models[variant], n[variant])
+            steps = {variant: [] for variant in VARIANTS}
+            for r in range(repeats):
+                order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
+                for variant in order:
+                    steps[variant].append(time_steps(*models[variant], n[variant]))
+            print(f"[{backend}] {family} T={T}: median step "
+                  + ", ".join(f"{k} {statistics.median(v) * 1e3:.1f} ms"
+                              for k, v in steps.items()),
+                  file=sys.stderr, flush=True)
+            result["step_s"][f"{family}/{T}"] = steps
+            del models
+            keras.backend.clear_session()
+    return result
+
+
+def memory_worker(family, variant, T):
+    import resource
+
+    import psutil
+
+    model, x, y = build(family, variant, T)
+    baseline = psutil.Process().memory_info().rss
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes / KiB
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    for _ in range(MEMORY_STEPS):
+        model.train_on_batch(x, y)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    return {"peak_delta": peak - baseline, "set_by_training": peak > before}
+
+
+# Parent side.
+def run_worker(backend, *args):
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
+    out = subprocess.run([sys.executable, __file__, "--worker", *map(str, args)], env=env,
+                         cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_backend(backend, args):
+    timing = run_worker(backend, "timing", args.repeats, args.seconds,
+                        ",".join(args.families), *args.timesteps)
+    cases = [(f, T, v) for f in args.families for T in args.timesteps for v in VARIANTS]
+    memory = {case: [] for case in cases}
+    for r in range(args.memory_repeats):  # interleaved rounds of fresh processes
+        for case in cases:
+            memory[case].append(run_worker(backend, "memory", *case))
+        print(f"[{backend}] memory round {r + 1}/{args.memory_repeats} done", flush=True)
+    rows = []
+    for family, T, variant in cases:
+        step_s = timing["step_s"][f"{family}/{T}"][variant]
+        deltas = [m["peak_delta"] for m in memory[family, T, variant]]
+        rows.append({"family": family, "T": T, "layer": variant, "step_s": step_s,
+                     "median_step_s": statistics.median(step_s),
+                     "throughput": BATCH * T / statistics.median(step_s),
+                     "peak_mem_bytes": statistics.median(deltas), "peak_mem_runs": deltas,
+                     "peak_set_by_training": all(
+                         m["set_by_training"] for m in memory[family, T, variant])})
+    step = {(r["family"], r["T"], r["layer"]): r["median_step_s"] for r in rows}
+    mem = {(r["family"], r["T"], r["layer"]): r["peak_mem_bytes"] for r in rows}
+    ratios = {family: {T: {"keras_over_none": step[family, T, "keras"] / step[family, T, "none"],
+                           "full_over_tenth": step[family, T, "keras"] / step[family, T, "tenth"],
+                           "mem_tenth_over_full": mem[family, T, "tenth"] / mem[family, T, "keras"]}
+                       for T in args.timesteps}
+              for family in args.families}
+    speed_T = 500 if 500 in args.timesteps else max(args.timesteps)
+    targets = {family: {"none_within_5pct": all(q["keras_over_none"] >= 1 / 1.05
+                                                for q in ratios[family].values()),
+                        "tenth_faster": {"T": speed_T,
+                                         "met": ratios[family][speed_T]["full_over_tenth"] > 1}}
+               for family in args.families}
+    return {"backend": backend, "versions": timing["versions"], "rows": rows,
+            "ratios": ratios, "targets": targets, "same_program": timing["same_program"]}
+
+
+def markdown(r):
+    c = r["config"]
+    v = {k: val for b in r["backends"] for k, val in b["versions"].items()}
+    lines = [
+        "# TBPTTGRU, TBPTTSimpleRNN, TBPTTRNN vs their Keras layers: training step time "
+        "and memory", "",
+        f"- Date: {r['date']}; machine: {r['machine']}; load average at the start "
+        f"{r['load_average']}; run time {r['run_seconds']:.0f} s",
+        "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()), "",
+        f"Model `Input(batch_shape=({BATCH}, T, {FEATURES}))` -> layer({UNITS}, "
+        "return_sequences=True) -> `Dense(1)`, Adam, mse, `train_on_batch` on one fixed random "
+        f"batch; T in {c['timesteps']}. Step time: median of {c['repeats']} interleaved rounds "
+        f"(order rotating) of the three layers of a family, n consecutive steps each "
+        f"(~{c['seconds']} s), after 3 untimed warm-up steps and an untimed round; throughput "
+        f"= {BATCH}*T / step time. Memory: peak RSS (`ru_maxrss`) over {MEMORY_STEPS} training "
+        "steps minus the RSS before the first step, in a fresh process per backend, T and "
+        f"layer (median of {c['memory_repeats']}); it includes the first step's tracing / "
+        "compilation. Kernels: the GRU (reset_after=True) runs on Keras' fused GRU kernel "
+        "under JAX (a `lax.scan` with the input projections of all steps in one matmul; JAX "
+        "has no cuDNN GRU) and, TensorFlow's being cuDNN only, on the generic loop under "
+        "TensorFlow on CPU; SimpleRNN and the cell on the generic loop.", "",
+    ]
+    for b in r["backends"]:
+        lines += [f"## {b['backend']}", "",
+                  "| T | layer | step (ms) | throughput (timesteps/s) | peak memory (MiB) |",
+                  "|---:|---|---:|---:|---:|"]
+        lines += [f"| {row['T']} | `{layer_name(row['family'], row['layer'])}` | "
+                  f"{row['median_step_s'] * 1e3:.1f} | {row['throughput']:,.0f} | "
+                  f"{row['peak_mem_bytes'] / 2**20:.1f}"
+                  f"{'' if row['peak_set_by_training'] else '*'} |" for row in b["rows"]]
+        lines += ["", "| layer | T | Keras/None (step time) | full/(T//10) speed-up | "
+                  "memory (T//10)/full |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {FAMILIES[family][1]} | {T} | {q['keras_over_none']:.3f} | "
+                  f"{q['full_over_tenth']:.2f}x | {q['mem_tenth_over_full']:.2f} |"
+                  for family, by_T in b["ratios"].items() for T, q in by_T.items()]
+        if not all(row["peak_set_by_training"] for row in b["rows"]):
+            lines += ["", "\\* the process peaked before training: an upper bound."]
+        lines.append("")
+    lines += ["## Verdict", ""]
+    met = {True: "**met**", False: "**missed**"}.get
+    for b in r["backends"]:
+        for family, t in b["targets"].items():
+            q, s = b["ratios"][family], t["tenth_faster"]
+            same = b["same_program"][family]
+            lines.append(
+                f"- {b['backend']}, {FAMILIES[family][1]}: `None` within 5% of "
+                f"`{FAMILIES[family][0]}`: {met(t['none_within_5pct'])} (Keras/None "
+                + ", ".join(f"T={T} {v['keras_over_none']:.3f}" for T, v in q.items())
+                + "; at least 0.952 needed; the two compile to "
+                + ("the same program, so any difference is timing noise"
+                   if same else "**different** programs")
+                + f"); `T//10` faster than full BPTT at T={s['T']}: "
+                f"{met(s['met'])} ({q[s['T']]['full_over_tenth']:.2f}x)")
+    return "\n".join(lines + [""])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("both", "tensorflow", "jax"), default="both")
+    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--seconds", type=float, default=0.4)
+    parser.add_argument("--memory-repeats", type=int, default=2)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:  # "timing REPEATS SECONDS FAMILIES T..." or "memory FAMILY T VARIANT"
+        mode, *rest = args.worker
+        if mode == "timing":
+            result = timing_worker([int(T) for T in rest[3:]], int(rest[0]), float(rest[1]),
+                                   rest[2].split(","))
+        else:
+            result = memory_worker(rest[0], rest[2], int(rest[1]))
+        print(json.dumps(result))
+        return
+    args.timesteps, args.families = [100, 500], list(FAMILIES)
+    if args.quick:
+        args.timesteps, args.repeats, args.seconds, args.memory_repeats = [40, 80], 2, 0.02, 1
+    started = time.perf_counter()
+    backends = ("tensorflow", "jax") if args.backend == "both" else (args.backend,)
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
+        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "config": {"timesteps": args.timesteps, "batch": BATCH, "features": FEATURES,
+                   "units": UNITS, "repeats": args.repeats, "seconds": args.seconds,
+                   "memory_steps": MEMORY_STEPS, "memory_repeats": args.memory_repeats,
+                   "families": FAMILIES},
+        "backends": [run_backend(b, args) for b in backends],
+    }
+    results["run_seconds"] = time.perf_counter() - started
+    report = markdown(results)
+    print(report)
+    if not args.quick:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "bench_tbptt_layers.json").write_text(json.dumps(results, indent=2))
+        (RESULTS / "bench_tbptt_layers.md").write_text(report)
+
+
+if __name__ == "__main__":
+    main()
