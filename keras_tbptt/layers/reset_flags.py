@@ -7,8 +7,7 @@ from typing import Any
 import keras
 
 from keras_tbptt.layers.flags_context import reset_flags_in_effect
-from keras_tbptt.layers.stateful import stateful_layers
-from keras_tbptt.layers.truncation import TruncatedRNN
+from keras_tbptt.layers.stateful import keras_own_layer_names, stateful_layers
 
 
 @keras.saving.register_keras_serializable(package="keras_tbptt")
@@ -140,7 +139,7 @@ def with_reset_flags(model: keras.Model) -> keras.Model:
             f"{inputs!r}"
         )
     layers = stateful_layers(model)
-    keras_own = [layer.name for layer in layers if not isinstance(layer, TruncatedRNN)]
+    keras_own = keras_own_layer_names(layers)
     if keras_own:
         raise ValueError(
             f"Stateful layers {keras_own} cannot read reset flags: only "

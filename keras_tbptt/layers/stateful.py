@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_tbptt.layers.truncation import TruncatedRNN
+
 
 def stateful_layers(model):
     """The stateful recurrent layers of `model`, nested ones included.
@@ -14,3 +16,10 @@ def stateful_layers(model):
         for layer in model._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, keras.layers.RNN) and layer.stateful
     ]
+
+
+def keras_own_layer_names(layers):
+    """The names of the layers in `layers` that are Keras' own RNNs rather
+    than keras_tbptt's (which track their states, reset rows in the graph
+    and train under every backend)."""
+    return [layer.name for layer in layers if not isinstance(layer, TruncatedRNN)]

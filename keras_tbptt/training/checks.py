@@ -12,8 +12,7 @@ import keras
 import numpy as np
 
 from keras_tbptt.layers.reset_flags import WithResetFlags
-from keras_tbptt.layers.stateful import stateful_layers
-from keras_tbptt.layers.truncation import TruncatedRNN
+from keras_tbptt.layers.stateful import keras_own_layer_names, stateful_layers
 from keras_tbptt.training.skip_unweighted import SkipUnweightedBatches
 
 
@@ -172,7 +171,7 @@ def check_batch_of_one(layers, plan, needs_targets):
     keras_tbptt's layers state their batch size and are not affected)."""
     if not (needs_targets and plan.batch_size == 1 and keras.backend.backend() == "tensorflow"):
         return
-    keras_own = [layer.name for layer in layers if not isinstance(layer, TruncatedRNN)]
+    keras_own = keras_own_layer_names(layers)
     if keras_own:
         raise ValueError(
             f"Keras' own stateful RNN layers {keras_own} cannot train or "
@@ -192,7 +191,7 @@ def check_trains_under_torch(layers):
     copy the state they read and are not affected."""
     if keras.backend.backend() != "torch":
         return
-    keras_own = [layer.name for layer in layers if not isinstance(layer, TruncatedRNN)]
+    keras_own = keras_own_layer_names(layers)
     if keras_own:
         raise ValueError(
             f"Keras' own stateful RNN layers {keras_own} cannot train under the "
