@@ -42,18 +42,13 @@ smoke run, results not written).
 import argparse
 import gc
 import json
-import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from common import header, peak_memory, run_worker, write_results
+
 WAYS = {
     "chunked": "naive_split chunks of 250, stateful TBPTTLSTM, SkipUnweightedBatches(Adam)",
     "decoupled": "one sample per recording, TBPTTLSTM(truncate_gradient=250)",
@@ -159,34 +154,18 @@ def timing_worker(length, repeats):
 
 
 def memory_worker(length, way):
-    import psutil
-
     _, fit = build(way, length)
     gc.collect()
-    baseline = psutil.Process().memory_info().rss
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes / KiB
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    fit()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    # Not set by training (the process peaked earlier): an upper bound.
-    return {"peak_delta": peak - baseline, "set_by_training": peak > before}
+    return peak_memory(fit)
 
 
 # Parent side.
-def run_worker(backend, *args):
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
-    out = subprocess.run([sys.executable, __file__, "--worker", *map(str, args)], env=env,
-                         cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def run_backend(backend, args):
-    timing = run_worker(backend, "timing", args.length, args.repeats)
+    timing = run_worker(__file__, backend, "timing", args.length, args.repeats)
     memory = {way: [] for way in WAYS}
     for r in range(args.memory_repeats):  # interleaved rounds of fresh processes
         for way in WAYS:
-            memory[way].append(run_worker(backend, "memory", args.length, way))
+            memory[way].append(run_worker(__file__, backend, "memory", args.length, way))
         print(f"[{backend}] memory round {r + 1}/{args.memory_repeats} done", flush=True)
     rows = []
     for way in WAYS:
@@ -271,8 +250,7 @@ def main(argv=None):
     started = time.perf_counter()
     backends = ("tensorflow", "jax") if args.backend == "both" else (args.backend,)
     results = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
+        **header(),
         "config": {"length": args.length, "recordings": RECORDINGS, "channels": CHANNELS,
                    "units": UNITS, "batch": BATCH, "chunk": CHUNK, "k2": K2,
                    "repeats": args.repeats, "memory_repeats": args.memory_repeats,
@@ -283,9 +261,7 @@ def main(argv=None):
     report = markdown(results)
     print(report)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "bench_classification.json").write_text(json.dumps(results, indent=2))
-        (RESULTS / "bench_classification.md").write_text(report)
+        write_results("bench_classification", results, report)
 
 
 if __name__ == "__main__":

@@ -31,23 +31,19 @@ run, results not written).
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import time
 import tracemalloc
-from datetime import datetime, timezone
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from common import header, write_results  # noqa: E402
 
 import keras_tbptt  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def plan_path(data, timesteps, batch_size, consume):
@@ -129,8 +125,7 @@ def main(argv=None):
     )
     peak = plan_peak_bytes(data, timesteps, batch_size)
     results = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
+        **header(),
         "versions": {"python": platform.python_version(), "numpy": np.__version__,
                      "keras": keras.__version__, "backend": keras.backend.backend()},
         "config": {"series": series, "steps": steps, "features": features,
@@ -147,9 +142,7 @@ def main(argv=None):
     report = markdown(results)
     print(report)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "bench_data_path.json").write_text(json.dumps(results, indent=2))
-        (RESULTS / "bench_data_path.md").write_text(report)
+        write_results("bench_data_path", results, report)
 
 
 def markdown(r):

@@ -49,18 +49,14 @@ import argparse
 import gc
 import json
 import math
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from common import header, run_worker, write_results
+
 CALLS = ("fit", "evaluate", "predict")
 FEEDS = {"arrays": "numpy arrays", "dataset": "plan.dataset()",
          "pydataset": "PyDataset adapter (before)"}
@@ -221,16 +217,6 @@ def paired(values, call, feed):
 
 
 # Parent side.
-def run_worker(backend, args):
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
-    command = [sys.executable, __file__, "--worker", str(args.repeats),
-               "--seconds", str(args.seconds)] + (["--quick"] if args.quick else [])
-    out = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                         check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def summarise(backend, raw):
     rows = []
     for workload, w in raw["workloads"].items():
@@ -324,20 +310,19 @@ def main(argv=None):
     started = time.perf_counter()
     backends = ("tensorflow", "jax") if args.backend == "both" else (args.backend,)
     results = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
+        **header(),
         "config": {"repeats": args.repeats, "seconds": args.seconds,
                    "workloads": WORKLOADS, "feeds": FEEDS,
                    "calls": CALLS, "target": TARGET},
-        "backends": [summarise(b, run_worker(b, args)) for b in backends],
+        "backends": [summarise(b, run_worker(__file__, b, args.repeats, "--seconds", args.seconds,
+                                             *(["--quick"] if args.quick else [])))
+                     for b in backends],
     }
     results["run_seconds"] = time.perf_counter() - started
     report = markdown(results)
     print(report)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "bench_dataset.json").write_text(json.dumps(results, indent=2))
-        (RESULTS / "bench_dataset.md").write_text(report)
+        write_results("bench_dataset", results, report)
 
 
 if __name__ == "__main__":

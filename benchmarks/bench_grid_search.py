@@ -33,16 +33,13 @@ run, results not written).
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from common import header, write_results
+
 CANDIDATES = [20, 40, 60, 120]  # divide the length and the held-out part
 REPEATS = 5
 SAME = ["timesteps", "repeat", "seed", "score", "train_loss", "epochs"]
@@ -147,8 +144,7 @@ def main():
     speedup = median[1] / median[2]
     loads = [m[k] for n in rounds for m in rounds[n] for k in ("load_before", "load_after")]
     report = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        **header(),
         "versions": versions(args.backend),
         "backend": args.backend,
         "setup": {"series": args.series, "length": args.length, "units": args.units,
@@ -171,9 +167,7 @@ def main():
           f"load {min(loads):.2f}-{max(loads):.2f}")
     if args.quick:
         return None
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bench_grid_search.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "bench_grid_search.md").write_text(markdown(report))
+    write_results("bench_grid_search", report, markdown(report))
     return None
 
 
@@ -182,8 +176,7 @@ def markdown(r):
     lines = [
         "# grid_search: n_jobs=1 vs n_jobs=2 on two cores",
         "",
-        f"- Date: {r['date']}; machine: {r['machine']['cpus']} CPUs, "
-        f"{r['machine']['platform']}; run time {r['run_time_s']:.0f} s",
+        f"- Date: {r['date']}; machine: {r['machine']}; run time {r['run_time_s']:.0f} s",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()),
         f"- Backend: {r['backend']}",
         f"- Load (1-minute average, before/after each measurement): "

@@ -46,18 +46,14 @@ run, results not written).
 
 import argparse
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
-from datetime import datetime, timezone
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from common import header, run_worker, write_results
+
 UNITS = 32
 LOOP = {
     "callbacks_as_filed": "callbacks, steps_per_execution=1, read by Keras' PyDataset adapter (the path as filed)",
@@ -193,19 +189,11 @@ def worker(repeats, n_series, length):
 
 
 # Parent side.
-def run_worker(backend, *args):
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
-    out = subprocess.run([sys.executable, __file__, "--worker", *map(str, args)], env=env,
-                         cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def report(results, args, elapsed):
     lines = [
         "# Stateful training loop: callback resets vs reset flags in the graph; packing",
         "",
-        f"- Date: {results['date']}; machine: {os.cpu_count()} CPUs, {platform.platform()}; "
+        f"- Date: {results['date']}; machine: {results['machine']}; "
         f"run time {elapsed:.0f} s",
         "",
         "Median of interleaved rounds (order rotating) of one timed epoch each, after "
@@ -263,17 +251,16 @@ def main():
     if args.quick:
         args.repeats, args.series, args.length = 1, 20, 60
     started = time.perf_counter()
-    results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    results = {**header(),
                "args": {"repeats": args.repeats, "series": args.series, "length": args.length},
                "backends": {}}
     for backend in args.backend or ["jax", "tensorflow"]:
-        results["backends"][backend] = run_worker(backend, args.repeats, args.series, args.length)
+        results["backends"][backend] = run_worker(__file__, backend, args.repeats, args.series,
+                                                  args.length)
     text = report(results, args, time.perf_counter() - started)
     print(text)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "bench_in_graph_resets.json").write_text(json.dumps(results, indent=1))
-        (RESULTS / "bench_in_graph_resets.md").write_text(text)
+        write_results("bench_in_graph_resets", results, text)
 
 
 if __name__ == "__main__":

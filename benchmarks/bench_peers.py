@@ -72,15 +72,12 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from common import ROOT, header, max_rss, write_results
+
 SIDES = {
     "jax_callbacks": "keras_tbptt, JAX, `plan.callbacks()`",
     "jax_flags": "keras_tbptt, JAX, reset flags",
@@ -161,11 +158,6 @@ def initial_weights(cfg):
 def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def maxrss():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin"
-                                                                 else 1024)
 
 
 def keras_side(workload, cfg, flags, spe):
@@ -427,7 +419,7 @@ def worker(side, workload, quick, spe, epochs):
             seconds, loss = epoch()
             send(protocol, {"seconds": seconds, "loss": loss})
     expect(sys.stdin.readline(), "quit")
-    send(protocol, {"maxrss": maxrss()})
+    send(protocol, {"maxrss": max_rss()})
 
 
 def tune_worker(side, workload, quick, values):
@@ -635,8 +627,7 @@ def main(argv=None):
         args.repeats, args.spe = min(args.repeats, 1), args.spe[-1:]
     cfgs = configs(args.quick)
     started = time.perf_counter()
-    results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
+    results = {**header(),
                "config": {"repeats": args.repeats, "spe": args.spe, "quick": args.quick,
                           "torch_threads": args.torch_threads},
                "workloads": {}}
@@ -656,9 +647,7 @@ def main(argv=None):
     report = markdown(results)
     print(report)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "bench_peers.json").write_text(json.dumps(results, indent=1))
-        (RESULTS / "bench_peers.md").write_text(report)
+        write_results("bench_peers", results, report)
 
 
 if __name__ == "__main__":

@@ -33,18 +33,14 @@ results not written).
 
 import argparse
 import json
-import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
-from datetime import UTC, datetime
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from common import header, run_worker, write_results
+
 UNITS = 32
 RUNNERS = {
     "predict_on_batch": "Keras predict_on_batch",
@@ -178,19 +174,11 @@ def worker(repeats, calls):
 
 
 # Parent side.
-def run_worker(backend, *args):
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
-    out = subprocess.run([sys.executable, __file__, "--worker", *map(str, args)], env=env,
-                         cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def report(results, elapsed):
     lines = [
         "# Serving: streaming model, one stream step by step and 1,000 streams at once",
         "",
-        f"- Date: {results['date']}; machine: {os.cpu_count()} CPUs, {platform.platform()}; "
+        f"- Date: {results['date']}; machine: {results['machine']}; "
         f"run time {elapsed:.0f} s",
         "",
         f"`TBPTTLSTM({UNITS})` -> `Dense(1)`, 1 feature, one step per call, states fed back "
@@ -242,16 +230,14 @@ def main():
     if args.quick:
         args.repeats, args.calls = 1, 20
     started = time.perf_counter()
-    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+    results = {**header(),
                "args": {"repeats": args.repeats, "calls": args.calls}, "backends": {}}
     for backend in args.backend or ["jax", "tensorflow"]:
-        results["backends"][backend] = run_worker(backend, args.repeats, args.calls)
+        results["backends"][backend] = run_worker(__file__, backend, args.repeats, args.calls)
     text = report(results, time.perf_counter() - started)
     print(text)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "bench_streaming.json").write_text(json.dumps(results, indent=1))
-        (RESULTS / "bench_streaming.md").write_text(text)
+        write_results("bench_streaming", results, text)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,17 @@ three layers each: the Keras layer (full BPTT), the keras_tbptt layer with
 How: as `bench_tbptt_lstm.py` (whose timing and memory helpers it uses):
 each backend (tensorflow, then jax) runs in worker processes with
 `KERAS_BACKEND` set before Keras is imported; the parent imports no Keras.
-Timing: one worker per backend; per family and T, three untimed warm-up
-steps per model (tracing / compilation, then the number `n` of steps per
+Timing: one worker per backend, on one core with one thread per kernel
+(`--all-cores` for Keras' defaults: on a shared 2-core machine two runs of
+the same program then differ by up to a third); per family and T, four
+models: the three above and a second Keras layer, the A/A control whose
+ratio to the first shows the noise floor. Three untimed warm-up steps per
+model (tracing / compilation, then the number `n` of steps per
 measurement: about `--seconds` of work), an untimed interleaved round, then
-`--repeats` rounds running the family's three models in turn, the order
-rotating; reported: the median step time, throughput = 32 * T / step time,
-and the ratios Keras/None and full/(T//10). Memory: a fresh process per
+`--repeats` rounds running the four models in turn, the order rotating;
+reported: the median step time, throughput = 32 * T / step time, and the
+ratios Keras/None, Keras/Keras (control) and full/(T//10), each the median
+over rounds of the ratio within a round. Memory: a fresh process per
 backend, family, T and layer (median of `--memory-repeats`): peak RSS over
 four training steps minus the RSS before the first step. The worker also
 checks that each family's Keras layer and `truncate_gradient=None` layer
@@ -35,7 +40,7 @@ of its Keras layer (step time at most 5% above, at every T); with `T//10`
 faster than full BPTT at T=500.
 
 Run: `python benchmarks/bench_tbptt_layers.py [--backend jax] [--quick]`
-(about 10 minutes on 2 cores); writes
+(about 35 minutes on 2 cores); writes
 `benchmarks/results/bench_tbptt_layers.{json,md}` (`--quick`: a small smoke
 run, results not written).
 """
@@ -43,26 +48,22 @@ run, results not written).
 import argparse
 import json
 import math
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_tbptt_lstm import BATCH, FEATURES, MEMORY_STEPS, UNITS, time_steps  # noqa: E402
+from bench_tbptt_lstm import BATCH, FEATURES, MEMORY_STEPS, UNITS, time_steps
+from common import ONE_THREAD, header, peak_memory, pin_to_one_core, run_worker, write_results
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
 FAMILIES = {
     "gru": ("keras.layers.GRU", "TBPTTGRU"),
     "simple_rnn": ("keras.layers.SimpleRNN", "TBPTTSimpleRNN"),
     "rnn_lstm_cell": ("keras.layers.RNN(LSTMCell)", "TBPTTRNN(LSTMCell)"),
 }
 VARIANTS = ("keras", "none", "tenth")
+# Timed too: a second Keras layer, the A/A control that shows the noise floor.
+TIMED = ("keras", "keras_again", "none", "tenth")
 
 
 def layer_name(family, variant):
@@ -80,15 +81,16 @@ def build(family, variant, T):
     import keras_tbptt as kt
 
     kwargs = {"return_sequences": True}
-    if variant != "keras":
+    is_keras = variant in ("keras", "keras_again")
+    if not is_keras:
         kwargs["truncate_gradient"] = None if variant == "none" else max(1, T // 10)
     if family == "gru":
-        rnn = (keras.layers.GRU if variant == "keras" else kt.TBPTTGRU)(UNITS, **kwargs)
+        rnn = (keras.layers.GRU if is_keras else kt.TBPTTGRU)(UNITS, **kwargs)
     elif family == "simple_rnn":
-        cls = keras.layers.SimpleRNN if variant == "keras" else kt.TBPTTSimpleRNN
+        cls = keras.layers.SimpleRNN if is_keras else kt.TBPTTSimpleRNN
         rnn = cls(UNITS, **kwargs)
     else:
-        cls = keras.layers.RNN if variant == "keras" else kt.TBPTTRNN
+        cls = keras.layers.RNN if is_keras else kt.TBPTTRNN
         rnn = cls(keras.layers.LSTMCell(UNITS), **kwargs)
     model = keras.Sequential([keras.Input(batch_shape=(BATCH, T, FEATURES)), rnn,
                               keras.layers.Dense(1)])
@@ -152,16 +154,16 @@ def timing_worker(timesteps, repeats, seconds, families):
         keras.backend.clear_session()
         for T in timesteps:
             models, n = {}, {}
-            for variant in VARIANTS:
+            for variant in TIMED:
                 keras.utils.set_random_seed(0)
                 models[variant] = build(family, variant, T)
                 time_steps(*models[variant], 1)  # tracing / compilation
                 n[variant] = min(40, max(2, math.ceil(seconds / time_steps(*models[variant], 2))))
-            for variant in VARIANTS:  # one untimed interleaved round
+            for variant in TIMED:  # one untimed interleaved round
                 time_steps(*models[variant], n[variant])
-            steps = {variant: [] for variant in VARIANTS}
+            steps = {variant: [] for variant in TIMED}
             for r in range(repeats):
-                order = VARIANTS[r % 3:] + VARIANTS[:r % 3]
+                order = TIMED[r % 4:] + TIMED[:r % 4]
                 for variant in order:
                     steps[variant].append(time_steps(*models[variant], n[variant]))
             print(f"[{backend}] {family} T={T}: median step "
@@ -175,37 +177,39 @@ def timing_worker(timesteps, repeats, seconds, families):
 
 
 def memory_worker(family, variant, T):
-    import resource
-
-    import psutil
-
     model, x, y = build(family, variant, T)
-    baseline = psutil.Process().memory_info().rss
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes / KiB
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    for _ in range(MEMORY_STEPS):
-        model.train_on_batch(x, y)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    return {"peak_delta": peak - baseline, "set_by_training": peak > before}
+    return peak_memory(lambda: [model.train_on_batch(x, y) for _ in range(MEMORY_STEPS)])
 
 
 # Parent side.
-def run_worker(backend, *args):
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
-    out = subprocess.run([sys.executable, __file__, "--worker", *map(str, args)], env=env,
-                         cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def paired(steps, a, b):
+    """The median over rounds of `a`'s step time over `b`'s in the same round
+    (neighbours in time, so slow drifts of the machine cancel)."""
+    return statistics.median(x / y for x, y in zip(steps[a], steps[b], strict=True))
+
+
+def within_5pct(ratios):
+    """"met" when Keras/None is at least 1/1.05 at every T; "missed" when it
+    falls short by more than the A/A control strays from 1 (a measured
+    slowdown), "within the noise" when by less."""
+    short = [q for q in ratios if q["keras_over_none"] < 1 / 1.05]
+    if not short:
+        return "met"
+    if any(1 - q["keras_over_none"] > abs(1 - q["keras_over_keras"]) for q in short):
+        return "missed"
+    return "within the noise"
 
 
 def run_backend(backend, args):
-    timing = run_worker(backend, "timing", args.repeats, args.seconds,
-                        ",".join(args.families), *args.timesteps)
+    cores = "all" if args.all_cores else "one"
+    timing = run_worker(__file__, backend, "timing", cores, args.repeats, args.seconds,
+                        ",".join(args.families), *args.timesteps,
+                        env=None if args.all_cores else ONE_THREAD)
     cases = [(f, T, v) for f in args.families for T in args.timesteps for v in VARIANTS]
     memory = {case: [] for case in cases}
     for r in range(args.memory_repeats):  # interleaved rounds of fresh processes
         for case in cases:
-            memory[case].append(run_worker(backend, "memory", *case))
+            memory[case].append(run_worker(__file__, backend, "memory", *case))
         print(f"[{backend}] memory round {r + 1}/{args.memory_repeats} done", flush=True)
     rows = []
     for family, T, variant in cases:
@@ -217,16 +221,17 @@ def run_backend(backend, args):
                      "peak_mem_bytes": statistics.median(deltas), "peak_mem_runs": deltas,
                      "peak_set_by_training": all(
                          m["set_by_training"] for m in memory[family, T, variant])})
-    step = {(r["family"], r["T"], r["layer"]): r["median_step_s"] for r in rows}
     mem = {(r["family"], r["T"], r["layer"]): r["peak_mem_bytes"] for r in rows}
-    ratios = {family: {T: {"keras_over_none": step[family, T, "keras"] / step[family, T, "none"],
-                           "full_over_tenth": step[family, T, "keras"] / step[family, T, "tenth"],
+    steps = {(family, T): timing["step_s"][f"{family}/{T}"]
+             for family in args.families for T in args.timesteps}
+    ratios = {family: {T: {"keras_over_keras": paired(steps[family, T], "keras", "keras_again"),
+                           "keras_over_none": paired(steps[family, T], "keras", "none"),
+                           "full_over_tenth": paired(steps[family, T], "keras", "tenth"),
                            "mem_tenth_over_full": mem[family, T, "tenth"] / mem[family, T, "keras"]}
                        for T in args.timesteps}
               for family in args.families}
     speed_T = 500 if 500 in args.timesteps else max(args.timesteps)
-    targets = {family: {"none_within_5pct": all(q["keras_over_none"] >= 1 / 1.05
-                                                for q in ratios[family].values()),
+    targets = {family: {"none_within_5pct": within_5pct(ratios[family].values()),
                         "tenth_faster": {"T": speed_T,
                                          "met": ratios[family][speed_T]["full_over_tenth"] > 1}}
                for family in args.families}
@@ -245,16 +250,20 @@ def markdown(r):
         "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()), "",
         f"Model `Input(batch_shape=({BATCH}, T, {FEATURES}))` -> layer({UNITS}, "
         "return_sequences=True) -> `Dense(1)`, Adam, mse, `train_on_batch` on one fixed random "
-        f"batch; T in {c['timesteps']}. Step time: median of {c['repeats']} interleaved rounds "
-        f"(order rotating) of the three layers of a family, n consecutive steps each "
-        f"(~{c['seconds']} s), after 3 untimed warm-up steps and an untimed round; throughput "
-        f"= {BATCH}*T / step time. Memory: peak RSS (`ru_maxrss`) over {MEMORY_STEPS} training "
-        "steps minus the RSS before the first step, in a fresh process per backend, T and "
-        f"layer (median of {c['memory_repeats']}); it includes the first step's tracing / "
-        "compilation. Kernels: the GRU (reset_after=True) runs on Keras' fused GRU kernel "
-        "under JAX (a `lax.scan` with the input projections of all steps in one matmul; JAX "
-        "has no cuDNN GRU) and, TensorFlow's being cuDNN only, on the generic loop under "
-        "TensorFlow on CPU; SimpleRNN and the cell on the generic loop.", "",
+        f"batch; T in {c['timesteps']}. Step time"
+        + (" (one core, one thread per kernel)" if c.get("one_core") else "")
+        + f": median of {c['repeats']} interleaved rounds "
+        f"(order rotating) of the layers of a family and a second Keras layer (the A/A "
+        f"control), n consecutive steps each (~{c['seconds']} s), after 3 untimed warm-up "
+        "steps and an untimed round; ratios are medians over rounds of the ratio within a "
+        f"round; throughput = {BATCH}*T / step time. Memory: peak RSS (`ru_maxrss`) over "
+        f"{MEMORY_STEPS} training steps minus the RSS before the first step, in a fresh "
+        f"process per backend, T and layer (median of {c['memory_repeats']}); it includes "
+        "the first step's tracing / compilation. Kernels: the GRU (reset_after=True) runs on "
+        "Keras' fused GRU kernel under JAX (a `lax.scan` with the input projections of all "
+        "steps in one matmul; JAX has no cuDNN GRU) and, TensorFlow's being cuDNN only, on "
+        "the generic loop under TensorFlow on CPU; SimpleRNN and the cell on the generic "
+        "loop.", "",
     ]
     for b in r["backends"]:
         lines += [f"## {b['backend']}", "",
@@ -264,9 +273,11 @@ def markdown(r):
                   f"{row['median_step_s'] * 1e3:.1f} | {row['throughput']:,.0f} | "
                   f"{row['peak_mem_bytes'] / 2**20:.1f}"
                   f"{'' if row['peak_set_by_training'] else '*'} |" for row in b["rows"]]
-        lines += ["", "| layer | T | Keras/None (step time) | full/(T//10) speed-up | "
-                  "memory (T//10)/full |", "|---|---:|---:|---:|---:|"]
+        lines += ["", "| layer | T | Keras/None (step time) | Keras/Keras (A/A control) | "
+                  "full/(T//10) speed-up | memory (T//10)/full |",
+                  "|---|---:|---:|---:|---:|---:|"]
         lines += [f"| {FAMILIES[family][1]} | {T} | {q['keras_over_none']:.3f} | "
+                  f"{q['keras_over_keras']:.3f} | "
                   f"{q['full_over_tenth']:.2f}x | {q['mem_tenth_over_full']:.2f} |"
                   for family, by_T in b["ratios"].items() for T, q in by_T.items()]
         if not all(row["peak_set_by_training"] for row in b["rows"]):
@@ -274,15 +285,18 @@ def markdown(r):
         lines.append("")
     lines += ["## Verdict", ""]
     met = {True: "**met**", False: "**missed**"}.get
+    bold = "**{}**".format
     for b in r["backends"]:
         for family, t in b["targets"].items():
             q, s = b["ratios"][family], t["tenth_faster"]
             same = b["same_program"][family]
             lines.append(
                 f"- {b['backend']}, {FAMILIES[family][1]}: `None` within 5% of "
-                f"`{FAMILIES[family][0]}`: {met(t['none_within_5pct'])} (Keras/None "
+                f"`{FAMILIES[family][0]}`: {bold(t['none_within_5pct'])} (Keras/None "
                 + ", ".join(f"T={T} {v['keras_over_none']:.3f}" for T, v in q.items())
-                + "; at least 0.952 needed; the two compile to "
+                + "; at least 0.952 needed; A/A control "
+                + ", ".join(f"T={T} {v['keras_over_keras']:.3f}" for T, v in q.items())
+                + "; the two compile to "
                 + ("the same program, so any difference is timing noise"
                    if same else "**different** programs")
                 + f"); `T//10` faster than full BPTT at T={s['T']}: "
@@ -293,15 +307,20 @@ def markdown(r):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("both", "tensorflow", "jax"), default="both")
-    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--repeats", type=int, default=41)
     parser.add_argument("--seconds", type=float, default=0.4)
     parser.add_argument("--memory-repeats", type=int, default=2)
+    parser.add_argument("--all-cores", action="store_true",
+                        help="time with Keras' default threads on every core (noisier)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:  # "timing REPEATS SECONDS FAMILIES T..." or "memory FAMILY T VARIANT"
+    if args.worker:  # "timing CORES REPEATS SECONDS FAMILIES T..." or "memory FAMILY T VARIANT"
         mode, *rest = args.worker
         if mode == "timing":
+            cores, *rest = rest
+            if cores == "one":
+                pin_to_one_core()
             result = timing_worker([int(T) for T in rest[3:]], int(rest[0]), float(rest[1]),
                                    rest[2].split(","))
         else:
@@ -314,22 +333,18 @@ def main(argv=None):
     started = time.perf_counter()
     backends = ("tensorflow", "jax") if args.backend == "both" else (args.backend,)
     results = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
-        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        **header(),
         "config": {"timesteps": args.timesteps, "batch": BATCH, "features": FEATURES,
                    "units": UNITS, "repeats": args.repeats, "seconds": args.seconds,
                    "memory_steps": MEMORY_STEPS, "memory_repeats": args.memory_repeats,
-                   "families": FAMILIES},
+                   "families": FAMILIES, "one_core": not args.all_cores},
         "backends": [run_backend(b, args) for b in backends],
     }
     results["run_seconds"] = time.perf_counter() - started
     report = markdown(results)
     print(report)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "bench_tbptt_layers.json").write_text(json.dumps(results, indent=2))
-        (RESULTS / "bench_tbptt_layers.md").write_text(report)
+        write_results("bench_tbptt_layers", results, report)
 
 
 if __name__ == "__main__":

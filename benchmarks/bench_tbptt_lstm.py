@@ -39,18 +39,13 @@ import argparse
 import gc
 import json
 import math
-import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from common import header, peak_memory, run_worker, write_results
+
 LAYERS = {"lstm": "keras.layers.LSTM", "none": "TBPTTLSTM(truncate_gradient=None)",
           "tenth": "TBPTTLSTM(truncate_gradient=T//10)", "k50": "TBPTTLSTM(truncate_gradient=50)"}
 BATCH, FEATURES, UNITS, K2 = 32, 8, 64, 50
@@ -119,36 +114,19 @@ def timing_worker(timesteps, repeats, seconds):
 
 
 def memory_worker(T, layer):
-    import psutil
-
     model, x, y = build(layer, T)
     gc.collect()
-    baseline = psutil.Process().memory_info().rss
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes / KiB
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    for _ in range(MEMORY_STEPS):
-        model.train_on_batch(x, y)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    # Not set by training (the process peaked earlier): an upper bound.
-    return {"peak_delta": peak - baseline, "set_by_training": peak > before}
+    return peak_memory(lambda: [model.train_on_batch(x, y) for _ in range(MEMORY_STEPS)])
 
 
 # Parent side.
-def run_worker(backend, *args):
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=path)
-    out = subprocess.run([sys.executable, __file__, "--worker", *map(str, args)], env=env,
-                         cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def run_backend(backend, args):
-    timing = run_worker(backend, "timing", args.repeats, args.seconds, *args.timesteps)
+    timing = run_worker(__file__, backend, "timing", args.repeats, args.seconds, *args.timesteps)
     cases = [(T, layer) for T in args.timesteps for layer in LAYERS]
     memory = {case: [] for case in cases}
     for r in range(args.memory_repeats):  # interleaved rounds of fresh processes
         for T, layer in cases:
-            memory[T, layer].append(run_worker(backend, "memory", T, layer))
+            memory[T, layer].append(run_worker(__file__, backend, "memory", T, layer))
         print(f"[{backend}] memory round {r + 1}/{args.memory_repeats} done", flush=True)
     rows = []
     for T, layer in cases:
@@ -283,8 +261,7 @@ def main(argv=None):
     started = time.perf_counter()
     backends = ("tensorflow", "jax") if args.backend == "both" else (args.backend,)
     results = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} CPUs, {platform.platform()}",
+        **header(),
         "config": {"timesteps": args.timesteps, "batch": BATCH, "features": FEATURES,
                    "units": UNITS, "fixed_k2": K2, "repeats": args.repeats,
                    "seconds": args.seconds, "memory_steps": MEMORY_STEPS,
@@ -295,9 +272,7 @@ def main(argv=None):
     report = markdown(results)
     print(report)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "bench_tbptt_lstm.json").write_text(json.dumps(results, indent=2))
-        (RESULTS / "bench_tbptt_lstm.md").write_text(report)
+        write_results("bench_tbptt_lstm", results, report)
 
 
 if __name__ == "__main__":
