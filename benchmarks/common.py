@@ -81,4 +81,5 @@ def pin_to_one_core():
     """Run this process (and the threads it starts from now on) on the last
     core; with `ONE_THREAD` in its environment, Keras' kernels then use one
     thread. Call before importing Keras."""
-    os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+    if hasattr(os, "sched_setaffinity"):  # Linux; elsewhere one thread per kernel only
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
