@@ -47,7 +47,7 @@ import statistics
 import sys
 import time
 
-from common import header, peak_memory, run_worker, write_results
+from common import header, memory_rounds, peak_memory, run_worker, write_results
 
 WAYS = {
     "chunked": "naive_split chunks of 250, stateful TBPTTLSTM, SkipUnweightedBatches(Adam)",
@@ -162,19 +162,14 @@ def memory_worker(length, way):
 # Parent side.
 def run_backend(backend, args):
     timing = run_worker(__file__, backend, "timing", args.length, args.repeats)
-    memory = {way: [] for way in WAYS}
-    for r in range(args.memory_repeats):  # interleaved rounds of fresh processes
-        for way in WAYS:
-            memory[way].append(run_worker(__file__, backend, "memory", args.length, way))
-        print(f"[{backend}] memory round {r + 1}/{args.memory_repeats} done", flush=True)
+    memory = memory_rounds(__file__, backend, [(args.length, way) for way in WAYS],
+                           args.memory_repeats)
     rows = []
     for way in WAYS:
         epoch_s = timing["epoch_s"][way]
-        deltas = [m["peak_delta"] for m in memory[way]]
         rows.append({"way": way, "epoch_s": epoch_s, "best_epoch_s": min(epoch_s),
                      "median_epoch_s": statistics.median(epoch_s),
-                     "peak_mem_bytes": statistics.median(deltas), "peak_mem_runs": deltas,
-                     "peak_set_by_training": all(m["set_by_training"] for m in memory[way])})
+                     **memory[args.length, way]})
     return {"backend": backend, "versions": timing["versions"], "rows": rows,
             "ratios": ratios(rows)}
 

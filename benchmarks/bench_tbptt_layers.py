@@ -54,7 +54,8 @@ import sys
 import time
 
 from bench_tbptt_lstm import BATCH, FEATURES, MEMORY_STEPS, UNITS, time_steps
-from common import ONE_THREAD, header, peak_memory, pin_to_one_core, run_worker, write_results
+from common import (ONE_THREAD, header, memory_rounds, peak_memory, pin_to_one_core,
+                    run_worker, write_results)
 
 FAMILIES = {
     "gru": ("keras.layers.GRU", "TBPTTGRU"),
@@ -206,21 +207,14 @@ def run_backend(backend, args):
                         ",".join(args.families), *args.timesteps,
                         env=None if args.all_cores else ONE_THREAD)
     cases = [(f, T, v) for f in args.families for T in args.timesteps for v in VARIANTS]
-    memory = {case: [] for case in cases}
-    for r in range(args.memory_repeats):  # interleaved rounds of fresh processes
-        for case in cases:
-            memory[case].append(run_worker(__file__, backend, "memory", *case))
-        print(f"[{backend}] memory round {r + 1}/{args.memory_repeats} done", flush=True)
+    memory = memory_rounds(__file__, backend, cases, args.memory_repeats)
     rows = []
     for family, T, variant in cases:
         step_s = timing["step_s"][f"{family}/{T}"][variant]
-        deltas = [m["peak_delta"] for m in memory[family, T, variant]]
         rows.append({"family": family, "T": T, "layer": variant, "step_s": step_s,
                      "median_step_s": statistics.median(step_s),
                      "throughput": BATCH * T / statistics.median(step_s),
-                     "peak_mem_bytes": statistics.median(deltas), "peak_mem_runs": deltas,
-                     "peak_set_by_training": all(
-                         m["set_by_training"] for m in memory[family, T, variant])})
+                     **memory[family, T, variant]})
     mem = {(r["family"], r["T"], r["layer"]): r["peak_mem_bytes"] for r in rows}
     steps = {(family, T): timing["step_s"][f"{family}/{T}"]
              for family in args.families for T in args.timesteps}

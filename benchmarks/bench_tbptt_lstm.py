@@ -44,7 +44,7 @@ import statistics
 import sys
 import time
 
-from common import header, peak_memory, run_worker, write_results
+from common import header, memory_rounds, peak_memory, run_worker, write_results
 
 LAYERS = {"lstm": "keras.layers.LSTM", "none": "TBPTTLSTM(truncate_gradient=None)",
           "tenth": "TBPTTLSTM(truncate_gradient=T//10)", "k50": "TBPTTLSTM(truncate_gradient=50)"}
@@ -123,20 +123,14 @@ def memory_worker(T, layer):
 def run_backend(backend, args):
     timing = run_worker(__file__, backend, "timing", args.repeats, args.seconds, *args.timesteps)
     cases = [(T, layer) for T in args.timesteps for layer in LAYERS]
-    memory = {case: [] for case in cases}
-    for r in range(args.memory_repeats):  # interleaved rounds of fresh processes
-        for T, layer in cases:
-            memory[T, layer].append(run_worker(__file__, backend, "memory", T, layer))
-        print(f"[{backend}] memory round {r + 1}/{args.memory_repeats} done", flush=True)
+    memory = memory_rounds(__file__, backend, cases, args.memory_repeats)
     rows = []
     for T, layer in cases:
         step_s = timing["step_s"][str(T)][layer]
-        deltas = [m["peak_delta"] for m in memory[T, layer]]
         rows.append({"T": T, "layer": layer, "step_s": step_s,
                      "median_step_s": statistics.median(step_s),
                      "throughput": BATCH * T / statistics.median(step_s),
-                     "peak_mem_bytes": statistics.median(deltas), "peak_mem_runs": deltas,
-                     "peak_set_by_training": all(m["set_by_training"] for m in memory[T, layer])})
+                     **memory[T, layer]})
     q = ratios(rows, args.timesteps)
     return {"backend": backend, "versions": timing["versions"], "rows": rows, "ratios": q,
             "targets": targets(rows, q)}

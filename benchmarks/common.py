@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -59,6 +60,23 @@ def peak_memory(run):
     run()
     peak = max_rss()
     return {"peak_delta": peak - baseline, "set_by_training": peak > before}
+
+
+def memory_rounds(script, backend, cases, repeats):
+    """Peak memory of each case (a tuple of worker arguments), each run in a
+    fresh `script --worker memory *case` process, in `repeats` interleaved
+    rounds. Returns per case: `peak_mem_bytes` (the median of the runs),
+    `peak_mem_runs` and `peak_set_by_training` (True when every run's peak
+    came from training: see `peak_memory`)."""
+    runs = {case: [] for case in cases}
+    for r in range(repeats):
+        for case in cases:
+            runs[case].append(run_worker(script, backend, "memory", *case))
+        print(f"[{backend}] memory round {r + 1}/{repeats} done", flush=True)
+    return {case: {"peak_mem_bytes": statistics.median(m["peak_delta"] for m in ms),
+                   "peak_mem_runs": [m["peak_delta"] for m in ms],
+                   "peak_set_by_training": all(m["set_by_training"] for m in ms)}
+            for case, ms in runs.items()}
 
 
 def header():
