@@ -5,24 +5,22 @@ outputs and figures (mkdocs-jupyter renders them with `execute: false`).
     .venv/bin/python docs/execute_notebooks.py 03 07      # those whose name starts so
     .venv/bin/python docs/execute_notebooks.py --stale    # only the stale ones
     .venv/bin/python docs/execute_notebooks.py --check    # exit 1 if any is stale
-    .venv/bin/python docs/execute_notebooks.py --quick 04 # quick run (see below)
 
 Each notebook runs top to bottom in a fresh kernel of the interpreter that
 runs this script (the kernelspec "python3" of .venv starts `python`, which
 jupyter_client replaces by this interpreter), with notebooks/ as its working
-directory and the quick switch `KERAS_TBPTT_QUICK` off: the stored outputs
-are the full run that the prose describes. `--quick` runs with the switch
-on (fewer epochs, shorter series), for a notebook whose full run takes too
-long on the machine at hand; `--full-limit S` does so by itself for a
-notebook whose full run has not finished after S seconds. Which run was
-stored is recorded (`keras_tbptt.quick`), and the site shows the code of
-that run (docs/hooks.py resolves `small if QUICK else full` accordingly).
+directory and the quick switch `KERAS_TBPTT_QUICK` off: what is stored is
+the full run that the prose describes and the page shows, never the reduced
+copy that the test suite executes. Each tutorial is designed so that its
+full run takes minutes on 2 CPU cores; `--budget S` fails a notebook whose
+run has not finished after S seconds (writing nothing).
 
 The hash of the notebook's code cells is written to the notebook's metadata
-(`keras_tbptt.code_sha256`) with the outputs; tests/test_notebooks.py checks
-that it still matches the code, so a notebook whose code changed after it
-was executed fails the tests until this script is run again. Only code
-counts: editing Markdown cells or tags does not make a notebook stale.
+(`keras_tbptt.code_sha256`) with the outputs, with `"quick": false` and the
+run's seconds; tests/test_notebooks.py checks that the hash still matches
+the code, so a notebook whose code changed after it was executed fails the
+tests until this script is run again. Only code counts: editing Markdown
+cells or tags does not make a notebook stale.
 """
 
 import argparse
@@ -46,6 +44,10 @@ NOISE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\).*"
                    r"|  from \.autonotebook import tqdm as notebook_tqdm"
                    r"|[\d-]+ [\d:,]+ - distributed\.\S+ - WARNING - .*"
                    r"|WARNING:tensorflow:\d+ out of the last \d+ calls to .* retracing.*")
+# A warning raised in a cell names the kernel's temporary file of that cell
+# ("/tmp/ipykernel_123/456.py:7: UserWarning: ...") and echoes the line;
+# the reader sees the warning itself.
+CELL_FILE = re.compile(r"^\S*ipykernel_\d+/\d+\.py:\d+: (?=\w+(Warning|Error))", re.MULTILINE)
 
 
 def code_hash(notebook):
@@ -82,7 +84,7 @@ def tidy(notebook):
             if output.output_type == "stream":
                 lines = [line.rsplit("\r", 1)[-1] for line in output.text.split("\n")]
                 lines = [line for line in lines if not NOISE.fullmatch(line)]
-                output.text = "\n".join(lines)
+                output.text = _without_cell_files("\n".join(lines))
                 if not output.text.strip():
                     continue
             kept.append(output)
@@ -90,17 +92,32 @@ def tidy(notebook):
     return notebook
 
 
-def execute(path, quick=False, limit=None):
-    """Run one notebook and write it back with its outputs; returns seconds.
-    With `limit`, raises TimeoutError (writing nothing) after that many seconds."""
+def _without_cell_files(text):
+    """Warnings as Jupyter users read them: without the kernel's temporary
+    file name in front, and without the echoed source line under them."""
+    lines, kept, skip_echo = text.split("\n"), [], False
+    for line in lines:
+        if skip_echo and line.startswith("  "):
+            skip_echo = False
+            continue
+        skip_echo = False
+        cleaned = CELL_FILE.sub("", line)
+        if cleaned != line:
+            skip_echo = True
+        kept.append(cleaned)
+    return "\n".join(kept)
+
+
+def execute(path, limit=None):
+    """Run one notebook's full run and write it back with its outputs;
+    returns seconds. With `limit`, raises TimeoutError (writing nothing)
+    after that many seconds."""
     import nbclient
     import nbformat
 
     notebook = nbformat.read(path, as_version=4)
     env = dict(os.environ)
     env.pop("KERAS_TBPTT_QUICK", None)
-    if quick:
-        env["KERAS_TBPTT_QUICK"] = "1"
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)  # inherited by the kernel
@@ -131,7 +148,8 @@ def execute(path, quick=False, limit=None):
     seconds = time.perf_counter() - start
     notebook.metadata[METADATA_KEY] = {
         "code_sha256": code_hash(notebook),
-        "quick": quick,
+        "quick": False,
+        "seconds": round(seconds),
         "executed_by": "docs/execute_notebooks.py",
     }
     tidy(notebook)
@@ -146,9 +164,8 @@ def main(argv=None):
     parser.add_argument("names", nargs="*", help="notebooks whose file name starts so (default: all)")
     parser.add_argument("--stale", action="store_true", help="only notebooks whose code changed")
     parser.add_argument("--check", action="store_true", help="execute nothing; exit 1 if any is stale")
-    parser.add_argument("--quick", action="store_true", help="run with KERAS_TBPTT_QUICK=1")
-    parser.add_argument("--full-limit", type=int, metavar="S",
-                        help="a full run not finished after S seconds is redone quick")
+    parser.add_argument("--budget", type=int, metavar="S",
+                        help="fail a notebook whose run has not finished after S seconds")
     args = parser.parse_args(argv)
 
     paths = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -166,16 +183,10 @@ def main(argv=None):
         paths = stale
     total = 0.0
     for path in paths:
-        print(f"executing {path.name} ({'quick' if args.quick else 'full'} run) ...", flush=True)
-        try:
-            seconds, quick = execute(path, args.quick, args.full_limit), args.quick
-        except TimeoutError as error:
-            if args.quick or not args.full_limit:
-                raise
-            print(f"  {error}; running it quick", flush=True)
-            seconds, quick = execute(path, quick=True), True
+        print(f"executing {path.name} ...", flush=True)
+        seconds = execute(path, args.budget)
         total += seconds
-        print(f"  {path.name}: {seconds:.0f} s{' (quick run)' if quick else ''}", flush=True)
+        print(f"  {path.name}: {seconds:.0f} s", flush=True)
     print(f"{len(paths)} notebooks executed in {total:.0f} s")
     return 0
 

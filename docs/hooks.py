@@ -4,9 +4,8 @@
   rendered by mkdocs-jupyter without executing them: they are stored with
   their outputs (`docs/execute_notebooks.py`). The page shows what a reader
   needs: the cells tagged `remove_cell` (the test suite's quick switch) are
-  dropped and `small if QUICK else full` reads as the run whose outputs
-  are stored (`full` unless the notebook's metadata says it was executed
-  quick). That copy, under `.cache/notebooks/`, is also the notebook the
+  dropped and `small if QUICK else full` reads `full`, the run whose
+  outputs are stored. That copy, under `.cache/notebooks/`, is also the notebook the
   page offers for download, next to a link to the original; the page's
   table of contents is made to point at the headings' real ids.
 - The figures of `docs/make_figures.py` are drawn with matplotlib into
@@ -91,9 +90,9 @@ def on_files(files, config):
     return files
 
 
-def _without_quick_branches(source, name, quick=False):
-    """`small if QUICK else full` -> `full` (`small` if quick), from the
-    syntax tree (exact spans)."""
+def _without_quick_branches(source, name):
+    """`small if QUICK else full` -> `full`, from the syntax tree (exact
+    spans)."""
     if "QUICK" not in source:
         return source
     tree = ast.parse(source)
@@ -101,7 +100,7 @@ def _without_quick_branches(source, name, quick=False):
     for node in ast.walk(tree):
         if (isinstance(node, ast.IfExp) and isinstance(node.test, ast.Name)
                 and node.test.id == "QUICK"):
-            spans.append((node, node.body if quick else node.orelse))
+            spans.append((node, node.orelse))
     lines = source.splitlines(keepends=True)
     starts = [0]
     for line in lines:
@@ -128,16 +127,15 @@ def _without_quick_branches(source, name, quick=False):
 
 def reader_notebook(text, name):
     """The notebook as the site shows it (JSON text): cells tagged
-    `remove_cell` dropped, quick-run branches resolved to the stored run."""
+    `remove_cell` dropped, quick-run branches resolved to the full run."""
     notebook = json.loads(text)
-    quick = notebook["metadata"].get("keras_tbptt", {}).get("quick", False)
     cells = []
     for cell in notebook["cells"]:
         if HIDDEN_TAG in cell.get("metadata", {}).get("tags", []):
             continue
         if cell["cell_type"] == "code":
             source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-            cell = {**cell, "source": _without_quick_branches(source, name, quick)}
+            cell = {**cell, "source": _without_quick_branches(source, name)}
         cells.append(cell)
     notebook["cells"] = cells
     return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
@@ -336,13 +334,6 @@ def _notebook_page_links(html, page, config):
         url = f"{config.repo_url.rstrip('/')}/blob/main/notebooks/{name}"
         links.append(f'<a class="md-button" href="{url}">View it on GitHub</a>')
     bar = f'<p class="tbptt-notebook-links">{" ".join(links)}</p>'
-    metadata = json.loads(Path(page.file.abs_src_path).read_text())["metadata"]
-    if metadata.get("keras_tbptt", {}).get("quick"):
-        bar += ('<div class="admonition note"><p class="admonition-title">Quick run</p>'
-                "<p>The outputs on this page come from the notebook's quick run (fewer "
-                "epochs, shorter series), and so does the code shown; the text quotes the "
-                "full run, whose numbers differ. The notebook on GitHub has both: run it "
-                "as it is for the full run.</p></div>")
     head = re.search(r"</h1>", html)
     if head is None:
         raise ValueError(f"{page.file.src_path}: no title to put the download link under")
