@@ -288,7 +288,7 @@ def _time_values(column):
     `time_col`, or None when it is neither: text is never ordered as text."""
     import pandas as pd
 
-    from keras_tbptt.core.time_order import _time_values as time_values
+    from keras_tbptt.core.time_order import time_values
 
     try:
         with warnings.catch_warnings():
@@ -302,7 +302,7 @@ def _warn_time_like(frame, args, used):
     """Warn about unused time-like columns that disagree with the row order."""
     import pandas as pd
 
-    from keras_tbptt.core.time_order import _is_time_like
+    from keras_tbptt.core.time_order import is_time_like
 
     out_of_order = []
     for name in frame.columns:
@@ -313,7 +313,7 @@ def _warn_time_like(frame, args, used):
         if times is None:
             continue  # neither numbers nor dates: it cannot order the rows
         dates = pd.api.types.is_datetime64_any_dtype(times)
-        if not (dates or _is_time_like(name, column)):
+        if not (dates or is_time_like(name, column)):
             continue  # numbers under a name that does not say time
         groups = [times] if not args.id_col else [
             part for _, part in times.groupby(frame[args.id_col], sort=False)
@@ -337,11 +337,11 @@ def _warn_time_series(frame, columns, args):
     """`--wide` without `--column` takes every column: say so of a time-like one."""
     import pandas as pd
 
-    from keras_tbptt.core.time_order import _is_time_like
+    from keras_tbptt.core.time_order import is_time_like
 
     timelike = [name for name in columns
                 if pd.api.types.is_numeric_dtype(frame[name])
-                and _is_time_like(name, frame[name])]
+                and is_time_like(name, frame[name])]
     if timelike:
         warnings.warn(
             f"--wide reads every column as a series, {timelike[0]!r} too, though it "

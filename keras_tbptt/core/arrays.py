@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 
-class _SeriesViews(Sequence):
+class SeriesViews(Sequence):
     """The series of a stacked `[n, length, ...]` array, as views made on demand.
 
     Behaves like the list `list(stacked)` without holding it: a view is a
@@ -19,7 +19,7 @@ class _SeriesViews(Sequence):
 
     >>> import numpy as np
     >>> stacked = np.zeros((100_000, 10, 2), dtype=np.float32)
-    >>> series = _SeriesViews(stacked)
+    >>> series = SeriesViews(stacked)
     >>> len(series), series[-1].shape, np.shares_memory(series[3], stacked)
     (100000, (10, 2), True)
     """
@@ -41,10 +41,10 @@ class _SeriesViews(Sequence):
         return iter(self.stacked)
 
     def __repr__(self):
-        return f"_SeriesViews({len(self)} series of shape {self.stacked.shape[1:]})"
+        return f"SeriesViews({len(self)} series of shape {self.stacked.shape[1:]})"
 
 
-def _as_numeric(values, name, where=""):
+def as_numeric(values, name, where=""):
     values = np.asarray(values)
     if values.dtype == object:
         try:
@@ -67,7 +67,7 @@ def _as_numeric(values, name, where=""):
     return values
 
 
-def _memory_mapped(array):
+def is_memory_mapped(array):
     """Whether `array` is a view of a memory-mapped file (`np.load(mmap_mode=)`)."""
     while array is not None:
         if isinstance(array, (np.memmap, mmap.mmap)):
@@ -76,11 +76,11 @@ def _memory_mapped(array):
     return False
 
 
-def _as_float(values, name="series"):
+def as_float(values, name="series"):
     # Integers and booleans become float32 (a copy); floats stay views.
     if np.issubdtype(values.dtype, np.floating):
         return values
-    if _memory_mapped(values):
+    if is_memory_mapped(values):
         warnings.warn(
             f"`{name}` is a memory-mapped array of dtype {values.dtype}: it is "
             f"copied into memory as float32 ({values.size * 4 / 1e6:,.1f} MB) "
@@ -92,14 +92,14 @@ def _as_float(values, name="series"):
     return values.astype(np.float32)
 
 
-def _is_sequence_of_series(obj):
+def is_sequence_of_series(obj):
     return isinstance(obj, (list, tuple)) and any(
         isinstance(item, (np.ndarray, pd.Series, pd.DataFrame, list, tuple))
         for item in obj
     )
 
 
-def _as_2d(array, name, where=""):
+def as_2d(array, name, where=""):
     if array.ndim == 1:
         return array[:, None]
     if array.ndim == 2:

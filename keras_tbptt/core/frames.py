@@ -5,12 +5,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from keras_tbptt.core.arrays import _as_numeric
+from keras_tbptt.core.arrays import as_numeric
 from keras_tbptt.core.time_order import (
     TIME_INDEXES,
-    _is_time_like,
-    _time_order,
-    _time_values,
+    is_time_like,
+    time_order,
+    time_values,
 )
 
 
@@ -18,7 +18,7 @@ def _warn_row_order(frame, id_col, target_cols, name):
     """`id_col` without `time_col`: row order is time order; say so if time is there."""
     unused = [
         c for c in frame.columns
-        if c != id_col and c not in target_cols and _is_time_like(c, frame[c])
+        if c != id_col and c not in target_cols and is_time_like(c, frame[c])
     ]
     if isinstance(frame.index, (pd.DatetimeIndex, pd.PeriodIndex)):
         unused.insert(0, "the index (a DatetimeIndex)")
@@ -34,7 +34,7 @@ def _warn_row_order(frame, id_col, target_cols, name):
         )
 
 
-def _long_format(frame, id_col, time_col, target_cols, name):
+def long_format(frame, id_col, time_col, target_cols, name):
     for arg, col in (("id_col", id_col), ("time_col", time_col)):
         if col is not None and col not in frame.columns:
             raise ValueError(
@@ -45,7 +45,7 @@ def _long_format(frame, id_col, time_col, target_cols, name):
         _warn_row_order(frame, id_col, target_cols, name)
     times, what = None, None
     if time_col is not None:
-        times, what = _time_values(frame[time_col], time_col, name), f"`time_col`={time_col!r}"
+        times, what = time_values(frame[time_col], time_col, name), f"`time_col`={time_col!r}"
     elif id_col is None and isinstance(frame.index, TIME_INDEXES):
         times, what = frame.index, f"its index (a {type(frame.index).__name__})"
     if id_col is None:
@@ -87,7 +87,7 @@ def _long_format(frame, id_col, time_col, target_cols, name):
     arrays, targets, index, ids, rows = [], [], [], [], []
     for key, positions in groups:
         if times is not None:
-            order = _time_order(
+            order = time_order(
                 times if positions is None else times[positions], name, what,
                 "" if id_col is None else f" for id {key!r}",
                 None if time_col is None else (
@@ -100,11 +100,11 @@ def _long_format(frame, id_col, time_col, target_cols, name):
         rows.append(np.arange(len(frame)) if positions is None else positions)
         where = "" if id_col is None else f" (series id {key!r})"
         arrays.append(
-            _as_numeric(group[feature_cols].to_numpy(), name, where)
+            as_numeric(group[feature_cols].to_numpy(), name, where)
         )
         if target_cols:
             targets.append(
-                _as_numeric(group[target_cols].to_numpy(), "targets", where)
+                as_numeric(group[target_cols].to_numpy(), "targets", where)
             )
         index.append(group.index)  # row labels, so results join back
         ids.append(key)
@@ -115,7 +115,7 @@ def _long_format(frame, id_col, time_col, target_cols, name):
     )
 
 
-def _wide_format(frame, name):
+def wide_format(frame, name):
     """A DataFrame whose columns are univariate series sharing the index."""
     if frame.columns.has_duplicates:
         raise ValueError(
@@ -132,10 +132,10 @@ def _wide_format(frame, name):
             f"With wide=True every column of `{name}` is a series and must be "
             f"numeric; {text} are not."
         )
-    values = _as_numeric(frame.to_numpy(), name)
+    values = as_numeric(frame.to_numpy(), name)
     index, rows = frame.index, None
     if isinstance(index, TIME_INDEXES):
-        rows = _time_order(index, name, f"its index (a {type(index).__name__})")
+        rows = time_order(index, name, f"its index (a {type(index).__name__})")
         if rows is not None:
             values, index = values[rows], index[rows]
     stacked = np.swapaxes(values, 0, 1)[:, :, None]  # [n_series, length, 1] view

@@ -13,16 +13,16 @@ import numpy as np
 import pandas as pd
 
 from keras_tbptt.core.arrays import (
-    _as_2d,
-    _as_float,
-    _as_numeric,
-    _is_sequence_of_series,
-    _SeriesViews,
+    as_2d,
+    as_float,
+    as_numeric,
+    is_sequence_of_series,
+    SeriesViews,
 )
-from keras_tbptt.core.frames import _long_format, _wide_format
-from keras_tbptt.core.missing import NAN_POLICIES, _handle_nan
-from keras_tbptt.core.targets import _check_target_names, as_targets
-from keras_tbptt.core.time_order import TIME_INDEXES, _time_order
+from keras_tbptt.core.frames import long_format, wide_format
+from keras_tbptt.core.missing import NAN_POLICIES, handle_nan
+from keras_tbptt.core.targets import check_target_names, as_targets
+from keras_tbptt.core.time_order import TIME_INDEXES, time_order
 from keras_tbptt.core.validation import check_choice
 
 
@@ -54,7 +54,7 @@ class Panel:
 
     @property
     def lengths(self):
-        if isinstance(self.arrays, _SeriesViews):  # uniform: no loop over series
+        if isinstance(self.arrays, SeriesViews):  # uniform: no loop over series
             return np.full(len(self.arrays), self.arrays.stacked.shape[1], np.int64)
         return np.array([a.shape[0] for a in self.arrays], dtype=np.int64)
 
@@ -147,14 +147,14 @@ def as_panel(
             f"{type(series).__name__}"
             + (f", id_col={id_col!r}, time_col={time_col!r}" if id_col or time_col else "")
         )
-    _check_target_names(series, targets, wide, name)
+    check_target_names(series, targets, wide, name)
     index = ids = columns = rows = None
     stacked = None
     one_column, id_name = False, "id"
     target_names = None
     if wide:
-        stacked, index, ids, order = _wide_format(series, name)
-        arrays, kind = _SeriesViews(stacked), "wide"
+        stacked, index, ids, order = wide_format(series, name)
+        arrays, kind = SeriesViews(stacked), "wide"
         rows = None if order is None else [order] * len(ids)
         id_name = series.columns.name
     elif isinstance(series, pd.DataFrame):
@@ -172,7 +172,7 @@ def as_panel(
                     f"Columns are {list(series.columns)}"
                 )
             target_names = (target_cols, isinstance(targets, str))
-        arrays, column_targets, index, ids, columns, rows = _long_format(
+        arrays, column_targets, index, ids, columns, rows = long_format(
             series, id_col, time_col, target_cols, name
         )
         if target_cols:
@@ -180,28 +180,28 @@ def as_panel(
         kind = "long" if id_col is not None else "frame"
         id_name = id_col if id_col is not None else "id"
     elif isinstance(series, pd.Series):
-        values, labels = _as_numeric(series.to_numpy(), name), series.index
+        values, labels = as_numeric(series.to_numpy(), name), series.index
         if isinstance(labels, TIME_INDEXES):
-            order = _time_order(labels, name, f"its index (a {type(labels).__name__})")
+            order = time_order(labels, name, f"its index (a {type(labels).__name__})")
             if order is not None:
                 values, labels, rows = values[order], labels[order], [order]
         arrays = [values[:, None]]
         index, kind = [labels], "frame"
         columns, one_column = [series.name], True
-    elif _is_sequence_of_series(series):
+    elif is_sequence_of_series(series):
         arrays = []
         for i, item in enumerate(series):
-            values = _as_numeric(item, name, f" (series {i})")
-            arrays.append(_as_2d(values, name, f" for each series (series {i})"))
+            values = as_numeric(item, name, f" (series {i})")
+            arrays.append(as_2d(values, name, f" for each series (series {i})"))
         kind = "list"
     else:
-        values = _as_numeric(series, name)
+        values = as_numeric(series, name)
         if values.ndim == 1:
             arrays, kind = [values[:, None]], "1d"
         elif values.ndim == 2:
             arrays, kind = [values], "2d"
         elif values.ndim == 3:
-            arrays, kind = _SeriesViews(values), "3d"
+            arrays, kind = SeriesViews(values), "3d"
             stacked = values
         else:
             raise ValueError(
@@ -227,10 +227,10 @@ def as_panel(
     if n_features == {0}:
         raise ValueError(f"`{name}` has 0 features. Received shape {arrays[0].shape}")
     if stacked is not None:
-        stacked = _as_float(stacked, name)
-        arrays = _SeriesViews(stacked)
+        stacked = as_float(stacked, name)
+        arrays = SeriesViews(stacked)
     else:
-        arrays = [_as_float(a, name) for a in arrays]
+        arrays = [as_float(a, name) for a in arrays]
         if len(arrays) == 1:
             stacked = arrays[0][None]
     panel = Panel(
@@ -241,4 +241,4 @@ def as_panel(
     target_obj = None if targets is None else as_targets(targets, panel)
     if target_names is not None:
         target_obj.columns, target_obj.one_column = target_names
-    return _handle_nan(panel, target_obj, nan, name)
+    return handle_nan(panel, target_obj, nan, name)

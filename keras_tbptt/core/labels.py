@@ -3,7 +3,7 @@
 import pandas as pd
 
 
-def _labels(labels, limit=5):
+def format_labels(labels, limit=5):
     labels = list(labels)
     shown = ", ".join(repr(label) for label in labels[:limit])
     if len(labels) > limit:
@@ -11,7 +11,7 @@ def _labels(labels, limit=5):
     return f"[{shown}]"
 
 
-def _label_text(label):
+def label_text(label):
     """An index label for a message: dates without a midnight time."""
     if isinstance(label, pd.Timestamp) and label == label.normalize():
         return str(label.date())

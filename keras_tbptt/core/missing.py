@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from keras_tbptt.core.arrays import _SeriesViews
-from keras_tbptt.core.labels import _label_text
+from keras_tbptt.core.arrays import SeriesViews
+from keras_tbptt.core.labels import label_text
 
 NAN_POLICIES = ("error", "ffill", "interpolate", "drop")
 
@@ -13,7 +13,7 @@ NAN_POLICIES = ("error", "ffill", "interpolate", "drop")
 SCAN_BYTES = 1 << 20
 
 
-def _handle_nan(panel, targets, nan, name):
+def handle_nan(panel, targets, nan, name):
     """Apply the NaN policy to the inputs; never fill targets.
 
     NaN inputs: refused (`nan="error"`), filled (`"ffill"`,
@@ -129,7 +129,7 @@ def _nan_report(mask_per_series, panel=None, arrays=None, columns=None):
         more = "..." if len(steps) > 5 else ""
         if panel is not None and panel.index is not None:
             who = "" if panel.ids is None else f"series {panel.ids[i]!r} "
-            labels = ", ".join(_label_text(label) for label in panel.index[i][steps[:5]])
+            labels = ", ".join(label_text(label) for label in panel.index[i][steps[:5]])
             part = f"{who}at index [{labels}{more}]"
         else:
             part = f"series {i} steps {steps[:5].tolist()}{more}"
@@ -206,7 +206,7 @@ def _row_mask(array, test):
 def _row_masks(arrays, test):
     """`_row_mask` of every series; for a stacked panel of short series, in
     blocks of whole series rather than one call per series."""
-    if not isinstance(arrays, _SeriesViews) or arrays.stacked[:1].nbytes > SCAN_BYTES:
+    if not isinstance(arrays, SeriesViews) or arrays.stacked[:1].nbytes > SCAN_BYTES:
         return [_row_mask(a, test) for a in arrays]
     stacked = arrays.stacked
     n, length = stacked.shape[:2]

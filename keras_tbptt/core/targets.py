@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 
 from keras_tbptt.core.arrays import (
-    _as_2d,
-    _as_numeric,
-    _is_sequence_of_series,
-    _SeriesViews,
+    as_2d,
+    as_numeric,
+    is_sequence_of_series,
+    SeriesViews,
 )
-from keras_tbptt.core.labels import _labels
+from keras_tbptt.core.labels import format_labels
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Targets:
         return self.per_sequence.dtype
 
 
-def _check_target_names(series, targets, wide, name):
+def check_target_names(series, targets, wide, name):
     """Column names as `targets` need a long DataFrame to take them from."""
     names = isinstance(targets, str) or (
         isinstance(targets, (list, tuple)) and targets
@@ -64,14 +64,14 @@ def _align_by_labels(target_index, expected, what, where):
     if target_index.has_duplicates:
         raise ValueError(
             f"`targets` has duplicate index labels "
-            f"{_labels(target_index[target_index.duplicated()].unique())}; "
+            f"{format_labels(target_index[target_index.duplicated()].unique())}; "
             f"pandas targets are aligned to {what} by label, so each label "
             "must appear once."
         )
     if expected.has_duplicates:
         raise ValueError(
             f"pandas `targets` are aligned to {what} by label, but {where} has "
-            f"duplicate labels {_labels(expected[expected.duplicated()].unique())}. "
+            f"duplicate labels {format_labels(expected[expected.duplicated()].unique())}. "
             "Give the series a unique index, name the target column(s) of "
             "`series` instead, or pass targets as a numpy array (matched by "
             "position)."
@@ -81,9 +81,9 @@ def _align_by_labels(target_index, expected, what, where):
     if len(missing) or len(extra):
         lines = []
         if len(missing):
-            lines.append(f"- {what[0].upper() + what[1:]} missing from `targets`: {_labels(missing)}")
+            lines.append(f"- {what[0].upper() + what[1:]} missing from `targets`: {format_labels(missing)}")
         if len(extra):
-            lines.append(f"- `targets` index labels that are not {what}: {_labels(extra)}")
+            lines.append(f"- `targets` index labels that are not {what}: {format_labels(extra)}")
         raise ValueError(
             f"pandas `targets` are aligned to {what} by label, not by "
             "position, and their labels do not match.\n" + "\n".join(lines)
@@ -146,7 +146,7 @@ def as_targets(targets, panel):
         order = panel.rows[0]
         if result.stacked is not None:
             result.stacked = result.stacked[:, order]
-            result.arrays = _SeriesViews(result.stacked)
+            result.arrays = SeriesViews(result.stacked)
         else:
             result.arrays = [a[order] for a in result.arrays]
     result.columns, result.one_column = columns, one_column
@@ -154,9 +154,9 @@ def as_targets(targets, panel):
 
 
 def _numpy_targets(targets, panel, n, lengths):
-    if _is_sequence_of_series(targets) and len(targets) == n and n > 1:
+    if is_sequence_of_series(targets) and len(targets) == n and n > 1:
         arrays = [
-            _as_2d(_as_numeric(t, "targets", f" (series {i})"), "targets")
+            as_2d(as_numeric(t, "targets", f" (series {i})"), "targets")
             for i, t in enumerate(targets)
         ]
         got = [a.shape[0] for a in arrays]
@@ -167,19 +167,19 @@ def _numpy_targets(targets, panel, n, lengths):
                 f"- Received lengths: {got}"
             )
         return Targets(arrays=arrays)
-    values = _as_numeric(targets, "targets")
+    values = as_numeric(targets, "targets")
     uniform = len(set(lengths)) == 1
     length = lengths[0]
     # Per step: a time axis matching the series. Per sequence: one row per series.
     if n == 1 and values.ndim in (1, 2) and values.shape[0] == length:
-        values = _as_2d(values, "targets")[None]
-        return Targets(arrays=_SeriesViews(values), stacked=values)
+        values = as_2d(values, "targets")[None]
+        return Targets(arrays=SeriesViews(values), stacked=values)
     if uniform and values.ndim in (2, 3) and values.shape[:2] == (n, length):
         values = values if values.ndim == 3 else values[:, :, None]
-        return Targets(arrays=_SeriesViews(values), stacked=values)
+        return Targets(arrays=SeriesViews(values), stacked=values)
     if values.ndim in (1, 2) and values.shape[0] == n:
         return Targets(
-            per_sequence=_as_2d(values, "targets"), squeeze=values.ndim == 1
+            per_sequence=as_2d(values, "targets"), squeeze=values.ndim == 1
         )
     raise ValueError(
         "`targets` must be per step (the series' shape with any number of "

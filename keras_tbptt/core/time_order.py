@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from keras_tbptt.core.labels import _label_text
+from keras_tbptt.core.labels import label_text
 
 # Column names that usually hold the time of a row (tokens of the name).
 TIME_LIKE_NAMES = {"time", "date", "datetime", "timestamp", "step", "t", "ts"}
@@ -16,7 +16,7 @@ TIME_LIKE_NAMES = {"time", "date", "datetime", "timestamp", "step", "t", "ts"}
 TIME_INDEXES = (pd.DatetimeIndex, pd.PeriodIndex, pd.TimedeltaIndex)
 
 
-def _time_values(column, time_col, name):
+def time_values(column, time_col, name):
     """The values of `time_col` as a pandas Index that sorts in time order.
 
     Numbers, datetimes, timedeltas and periods are used as they are. Text is
@@ -29,9 +29,9 @@ def _time_values(column, time_col, name):
     Example:
 
     >>> import pandas as pd
-    >>> _time_values(pd.Series(["10", "2", "1"]), "t", "series").tolist()
+    >>> time_values(pd.Series(["10", "2", "1"]), "t", "series").tolist()
     [10, 2, 1]
-    >>> _time_values(pd.Series(["1/10/2020", "1/2/2020"]), "t", "series").day.tolist()
+    >>> time_values(pd.Series(["1/10/2020", "1/2/2020"]), "t", "series").day.tolist()
     [10, 2]
     """
     if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
@@ -79,7 +79,7 @@ def _time_values(column, time_col, name):
     )
 
 
-def _time_order(times, name, what, where="", labels=None):
+def time_order(times, name, what, where="", labels=None):
     """Positions that put `times` (a pandas Index) in time order, stably.
 
     `None` when the times are already increasing. Missing and repeated
@@ -89,9 +89,9 @@ def _time_order(times, name, what, where="", labels=None):
     Example:
 
     >>> import pandas as pd
-    >>> _time_order(pd.Index([3, 1, 2]), "series", "its index").tolist()
+    >>> time_order(pd.Index([3, 1, 2]), "series", "its index").tolist()
     [1, 2, 0]
-    >>> _time_order(pd.Index([1, 2, 3]), "series", "its index") is None
+    >>> time_order(pd.Index([1, 2, 3]), "series", "its index") is None
     True
     """
     missing = np.asarray(times.isna())
@@ -106,7 +106,7 @@ def _time_order(times, name, what, where="", labels=None):
         first = times[times.duplicated()][0]
         raise ValueError(
             f"`{name}` has repeated times in {what}{where}: "
-            f"{_label_text(first)} appears more than once; each series needs "
+            f"{label_text(first)} appears more than once; each series needs "
             "one row per time step. Aggregate or drop the repeated rows first "
             "(e.g. frame.groupby(level=0).mean() for the index)."
         )
@@ -115,7 +115,7 @@ def _time_order(times, name, what, where="", labels=None):
     return np.asarray(times.argsort(kind="stable"))
 
 
-def _is_time_like(name, values):
+def is_time_like(name, values):
     if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
         return True
     tokens = re.split(r"[^0-9a-z]+", str(name).lower())

@@ -10,8 +10,8 @@ from keras_tbptt.core.inputs import as_panel
 from keras_tbptt.core.layout import factors
 from keras_tbptt.core.validation import check_choice
 from keras_tbptt.timesteps.suggest import (
-    _feature_columns,
-    _select_feature,
+    feature_columns,
+    select_feature,
     check_suggest_args,
     suggest_from_panel,
 )
@@ -173,8 +173,8 @@ def domain_split(
         and targets and all(isinstance(t, str) for t in targets)
         else []
     )
-    index = _select_feature(
-        panel, feature, _feature_columns(series, id_col, time_col, target_cols)
+    index = select_feature(
+        panel, feature, feature_columns(series, id_col, time_col, target_cols)
     )
     suggestion = suggest_from_panel(
         panel, method=method, max_lag=max_lag, alpha=alpha, detrend=detrend,

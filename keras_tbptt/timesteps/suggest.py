@@ -232,14 +232,14 @@ def check_suggest_args(method, max_lag, alpha, detrend, nan, feature):
     _check_feature(feature)
 
 
-def _feature_columns(series, id_col, time_col, target_cols=()):
+def feature_columns(series, id_col, time_col, target_cols=()):
     """The feature columns `as_panel` keeps for a DataFrame, else None."""
     if not isinstance(series, pd.DataFrame):
         return None
     return [c for c in series.columns if c not in (id_col, time_col, *target_cols)]
 
 
-def _select_feature(panel, feature, columns):
+def select_feature(panel, feature, columns):
     """Index of the analysed feature: the only one, or the one named."""
     n = panel.n_features
     labels = getattr(panel, "columns", None)  # pandas feature labels, when kept
@@ -695,7 +695,7 @@ def suggest_timesteps(
     """
     check_suggest_args(method, max_lag, alpha, detrend, nan, feature)
     panel, _ = as_panel(series, id_col=id_col, time_col=time_col, nan=nan)
-    index = _select_feature(panel, feature, _feature_columns(series, id_col, time_col))
+    index = select_feature(panel, feature, feature_columns(series, id_col, time_col))
     return suggest_from_panel(
         panel, method=method, max_lag=max_lag, alpha=alpha, detrend=detrend,
         feature_index=index,

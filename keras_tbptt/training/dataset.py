@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from keras_tbptt.core.arrays import _memory_mapped
+from keras_tbptt.core.arrays import is_memory_mapped
 from keras_tbptt.core.plan import _end_to_end
 from keras_tbptt.core.validation import check_int
 from keras_tbptt.layers.stateful import stateful_layers
@@ -525,8 +525,8 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
 def _in_memory(arrays, stacked):
     """Bytes of the series, or `None` when memory-mapped (they stay on disk)."""
     if stacked is not None:
-        return None if _memory_mapped(stacked) else stacked.nbytes
-    if any(_memory_mapped(array) for array in arrays):
+        return None if is_memory_mapped(stacked) else stacked.nbytes
+    if any(is_memory_mapped(array) for array in arrays):
         return None
     return sum(array.nbytes for array in arrays)
 

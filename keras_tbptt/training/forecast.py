@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from keras_tbptt.core.time_order import TIME_INDEXES, _time_order
+from keras_tbptt.core.time_order import TIME_INDEXES, time_order
 from keras_tbptt.core.validation import check_int
 from keras_tbptt.layers.stateful import stateful_layers
-from keras_tbptt.training.rebatch import _clone
+from keras_tbptt.training.rebatch import rebatched_clone
 
 if TYPE_CHECKING:
     import keras
@@ -129,7 +129,7 @@ def forecast(
         )
     forecasts = np.empty((horizon, n_targets), dtype="float32")
     if stateful:  # warm up once, then one step per call
-        runner = _clone(model, 1, None, forward_only=True)
+        runner = rebatched_clone(model, 1, None, forward_only=True)
         step = _last_step(runner.predict_on_batch(values[None]))
         for i in range(horizon):
             forecasts[i] = step
@@ -137,7 +137,7 @@ def forecast(
                 row = np.concatenate([step, future[i]])[None, None]
                 step = _last_step(runner.predict_on_batch(row))
     else:  # the last `window` rows (all rows if None) each step
-        runner = _clone(model, 1)
+        runner = rebatched_clone(model, 1)
         rows = list(values[len(values) - (window or len(values)):])
         for i in range(horizon):
             forecasts[i] = _last_step(runner.predict_on_batch(np.stack(rows)[None]))
@@ -166,7 +166,7 @@ def _history_values(history, n_features):
         columns = [history.name] if history.ndim == 1 else list(history.columns)
         history_values = history.to_numpy()
         if isinstance(index, TIME_INDEXES):  # warm up in time order, as trained
-            order = _time_order(index, "history", f"its index (a {type(index).__name__})")
+            order = time_order(index, "history", f"its index (a {type(index).__name__})")
             if order is not None:
                 history_values, index = history_values[order], index[order]
     else:

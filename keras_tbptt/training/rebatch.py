@@ -65,8 +65,8 @@ def rebatch(
                 )
     wrapped = _reset_flags_wrapper(model)
     if wrapped is not None:  # rebatch the model inside, then wrap it again
-        return with_reset_flags(_clone(wrapped, batch_size, timesteps))
-    return _clone(model, batch_size, timesteps)
+        return with_reset_flags(rebatched_clone(wrapped, batch_size, timesteps))
+    return rebatched_clone(model, batch_size, timesteps)
 
 
 def _reset_flags_wrapper(model):
@@ -81,7 +81,7 @@ def _layers(model):
     return list(flatten(include_self=False, recursive=True)) if flatten else []
 
 
-def _clone(model, batch_size, timesteps=_SAME, forward_only=False):
+def rebatched_clone(model, batch_size, timesteps=_SAME, forward_only=False):
     """`rebatch`; `forward_only` also drops `truncate_gradient` and
     `state_step` (they do not change the outputs; `state_step` would carry
     the state from inside a call), so the copy accepts any length."""
