@@ -362,3 +362,51 @@ def build_window_layout(series, offsets, lengths, *, timesteps, batch_size):
         window_offsets=window_offsets,
         window_lengths=window_lengths,
     )
+
+
+def split_by_time(segments, layout, fraction, per_sequence_targets):
+    """The segments of `SplitPlan.validation_split(fraction)`: `(train,
+    validation)`, each `(series, start, length)`; the last `fraction` of
+    every segment, rounded to whole windows of every stream, is held out.
+
+    Raises for a `fraction` outside (0, 1), per-sequence targets and a
+    fraction that leaves no training steps; warns when rounding moves the
+    held-out share far from `fraction`.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (float, int)) or not (
+        0 < fraction < 1
+    ):
+        raise ValueError(
+            "`fraction` must be a number strictly between 0 and 1. "
+            f"Received: fraction={fraction!r}"
+        )
+    if per_sequence_targets:
+        raise ValueError(
+            "validation_split() splits every series by time, which leaves "
+            "per-sequence targets without their series end. Split the "
+            "series themselves into training and validation sets instead."
+        )
+    series, start, length = segments
+    unit = layout.hop * layout.streams
+    held = np.maximum(unit, np.round(fraction * length / unit).astype(np.int64) * unit)
+    if (held >= length).any():
+        raise ValueError(
+            f"`fraction`={fraction} leaves no training steps for series of "
+            f"{int(length.min())} steps with windows of {unit} steps. Use a "
+            "smaller fraction or shorter windows."
+        )
+    share = held.sum() / length.sum()
+    if abs(share - fraction) > 0.25 * fraction:
+        warnings.warn(
+            f"validation_split(fraction={fraction}) holds out "
+            f"{share:.0%} of the steps: the held-out part is rounded to "
+            f"whole windows of {unit} steps"
+            + (f" ({layout.streams} streams of {layout.hop})"
+               if layout.streams > 1 else "")
+            + f" in series of {int(length.min())}"
+            + (f" to {int(length.max())}" if length.max() != length.min() else "")
+            + " steps. Choose a fraction near a multiple of "
+            f"{unit / length.mean():.3g}, or shorter windows.",
+            stacklevel=3,  # the caller of SplitPlan.validation_split
+        )
+    return (series, start, length - held), (series, start + length - held, held)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -10,6 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from keras_tbptt.core.batches import PlanBatches
+from keras_tbptt.core.layout import split_by_time
+from keras_tbptt.core.unsplit import sample_positions, unsplit
 from keras_tbptt.core.validation import check_int
 
 if TYPE_CHECKING:  # the Keras side is imported by dataset() and callbacks() only
@@ -100,15 +102,9 @@ class SplitPlan:
         self._rebuild = rebuild
         self.scheme: str = scheme
         self.layer_kwargs: dict[str, int] = dict(layer_kwargs or {})
-        self._x_windows = self._window_view(panel.stacked)
-        self._y_windows = (
-            self._window_view(targets.stacked)
-            if targets is not None and targets.per_step
-            else None
-        )
+        self._batches = PlanBatches(panel, targets, layout)
 
-    # ------------------------------------------------------------------
-    # Layout facts
+    # -- Layout facts --------------------------------------------------
     @property
     def batch_size(self) -> int:
         return self._layout.batch_size
@@ -158,12 +154,7 @@ class SplitPlan:
         Padding and filler rows (or filler at lane ends) are what is
         missing; a packed plan of a ragged panel fills more.
         """
-        layout = self._layout
-        rows, windows = self._sample_rows()
-        real = np.where(
-            layout.row_windows[rows] > windows, layout.real_steps(rows, windows), 0
-        )
-        return float(real.sum() / (len(rows) * layout.timesteps))
+        return self._batches.fill_ratio()
 
     @property
     def reset_flags(self) -> np.ndarray:
@@ -187,8 +178,7 @@ class SplitPlan:
         >>> plan.positions.tolist()  # (series, first step) of each sample
         [[0, 0], [1, 0], [0, 10], [1, 10], [0, 20], [2, 0]]
         """
-        _, windows = self._sample_rows()
-        return (windows == 0).astype(np.float32)
+        return self._batches.reset_flags()
 
     def __len__(self) -> int:
         return self._layout.n_batches
@@ -199,9 +189,7 @@ class SplitPlan:
 
     def _sample_rows(self):
         """Row and window of every sample, in plan order (cached)."""
-        if not hasattr(self, "_sample_cache"):
-            self._sample_cache = self._layout.sample_cells()
-        return self._sample_cache
+        return self._batches.sample_cells
 
     def __repr__(self) -> str:
         shape = (self.n_samples, self.timesteps) + self._panel.arrays[0].shape[1:]
@@ -215,81 +203,7 @@ class SplitPlan:
             + ")"
         )
 
-    def _cells(self, batch):
-        """`(rows, windows)` of batch `batch` (see `Layout.batch_cells`)."""
-        return self._layout.batch_cells(batch)
-
-    # ------------------------------------------------------------------
-    # Batches
-    def _window_view(self, stacked):
-        """`[rows, windows, timesteps, features]` view of `stacked`, if any."""
-        layout = self._layout
-        if stacked is None or layout.window_offsets is not None:
-            return None
-        # Filler rows (series -1) come last and are never read from the
-        # view (`_full`), so the real rows alone must tile the block.
-        rows = int((layout.row_series >= 0).sum())
-        n = stacked.shape[0]
-        streams, remainder = divmod(rows, n)
-        if remainder or rows == 0:
-            return None
-        row_length = int(layout.row_length[0])
-        first = int(layout.row_start[0])
-        covered = (layout.row_windows[:rows] - 1) * layout.hop + layout.timesteps
-        if (
-            (layout.row_length[:rows] != row_length).any()
-            or (covered != row_length).any()  # padding
-            or (layout.row_series[:rows] != np.arange(rows) // streams).any()
-            or (layout.row_start[:rows] != first + np.arange(rows) % streams * row_length).any()
-        ):
-            return None
-        block = stacked[:, first : first + streams * row_length]
-        try:
-            block = block.reshape(
-                (rows, row_length) + stacked.shape[2:], copy=False
-            )
-        except ValueError:  # rows are not a view-compatible reshape
-            return None
-        windows = np.lib.stride_tricks.sliding_window_view(
-            block, layout.timesteps, axis=1
-        )[:, :: layout.hop]
-        return np.moveaxis(windows, -1, 2)
-
-    def _gather(self, arrays, batch, dtype):
-        """Copy the window of each row (lane) of batch `batch`."""
-        layout = self._layout
-        rows, windows = self._cells(batch)
-        if isinstance(rows, slice):  # one window for the whole group
-            rows = range(len(layout.row_series))[rows]
-            windows = [windows] * len(rows)
-        else:
-            rows, windows = rows.tolist(), windows.tolist()
-        out = np.zeros(
-            (len(rows), layout.timesteps) + arrays[0].shape[1:], dtype=dtype
-        )
-        for i, (row, window) in enumerate(zip(rows, windows)):
-            series = layout.row_series[row]
-            offset = layout.offset(row, window)
-            stop = offset + layout.real_steps(row, window)
-            # A row that has run out of windows is zeros (positions: -1),
-            # even where an overlapping window would still reach real steps.
-            if series >= 0 and stop > offset and window < layout.row_windows[row]:
-                start = layout.row_start[row]
-                out[i, : stop - offset] = arrays[series][start + offset : start + stop]
-        return out
-
-    def _step_mask(self, rows, window):
-        """`[rows, timesteps]` bool: steps that are real and owned by the window.
-
-        With overlapping windows (`hop < timesteps`) a window owns only its
-        last `hop` steps; the first window of a row owns all of its steps.
-        """
-        layout = self._layout
-        real = np.arange(layout.timesteps) < layout.real_steps(rows, window)[..., None]
-        window = np.asarray(window)[..., None]
-        steps = np.arange(layout.timesteps)
-        return real & ((window == 0) | (steps >= layout.timesteps - layout.hop))
-
+    # -- Batches -------------------------------------------------------
     def batch(self, index: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Return batch `index` as `(x, y, sample_weight)` numpy arrays.
 
@@ -312,87 +226,7 @@ class SplitPlan:
                 f"`index` must be < {len(self)} (the number of batches). "
                 f"Received: index={index}"
             )
-        return (self._batch_x(index), *self._batch_targets(index))
-
-    def _full(self, rows, window):
-        """Whether every row of the batch has this window (no filler, no gap)."""
-        return (self._layout.row_windows[rows] > window).all()
-
-    def _batch_x(self, index):
-        rows, window = self._cells(index)
-        if self._x_windows is not None and self._full(rows, window):
-            return self._x_windows[rows, window]
-        return self._gather(self._panel.arrays, index, self._panel.arrays[0].dtype)
-
-    def _batch_targets(self, index):
-        """`(y, sample_weight)` of batch `index`; `(None, None)` without targets."""
-        if self._targets is None:
-            return None, None
-        rows, window = self._cells(index)
-        weight = self._sample_weights(rows, window) * self.weight_scale
-        if self._targets.per_step:
-            if self._y_windows is not None and self._full(rows, window):
-                y = self._y_windows[rows, window]
-            else:
-                y = self._gather(self._targets.arrays, index, self._targets.dtype)
-            return y, weight
-        return self._sequence_targets(rows), weight
-
-    def _sequence_targets(self, rows):
-        """Per-sequence targets of `rows` (a slice or indices): each row's
-        series' target, zeros for filler rows."""
-        series = self._layout.row_series[rows]
-        y = self._targets.per_sequence[np.maximum(series, 0)]
-        y[series < 0] = 0
-        return y[:, 0] if self._targets.squeeze else y
-
-    def _sample_weights(self, rows, windows):
-        """Unscaled weights (0 or 1) of the samples at `(rows, windows)`, all
-        at once: `[n, timesteps]` per step, `[n]` per sequence.
-
-        What `_batch_targets` gives batch by batch, before `weight_scale`.
-        """
-        layout, targets = self._layout, self._targets
-        if not targets.per_step:
-            last = layout.row_windows[rows] - 1 == windows
-            return (last & (layout.row_series[rows] >= 0)).astype(np.float32)
-        weight = self._step_mask(rows, windows).astype(np.float32)
-        if targets.observed is not None:  # NaN targets: weight 0
-            weight *= self._gather_samples([self._observed_steps], rows, windows)[0][..., 0]
-        return weight
-
-    @cached_property
-    def _observed_steps(self):
-        """`_end_to_end` of the targets' observed masks (kept: `weight_scale`
-        reads them block by block)."""
-        return _end_to_end(self._targets.observed, None)
-
-    def _sample_lengths(self, rows, windows):
-        """Real steps of the samples at `(rows, windows)`: 0 for filler rows
-        and rows that have run out of windows."""
-        layout = self._layout
-        has = (layout.row_series[rows] >= 0) & (windows < layout.row_windows[rows])
-        return np.where(has, layout.real_steps(rows, windows), 0)
-
-    def _gather_samples(self, sources, rows, windows):
-        """The windows of the samples at `(rows, windows)` of each source,
-        `[n, timesteps, ...]` each, gathered at once; `sources` are
-        `_end_to_end(arrays, stacked)` results.
-
-        `_gather` for many samples: a row that has run out of windows,
-        filler rows and padding read zeros.
-        """
-        layout = self._layout
-        series = np.maximum(layout.row_series[rows], 0)
-        step = np.arange(layout.timesteps)
-        valid = step < self._sample_lengths(rows, windows)[:, None]
-        start = layout.row_start[rows] + layout.offset(rows, windows)
-        gathered = []
-        for flat, first in sources:
-            values = flat[np.where(valid, (first[series] + start)[:, None] + step, 0)]
-            values[~valid] = 0
-            gathered.append(values)
-        return gathered
+        return (self._batches.batch_x(index), *self._batches.batch_targets(index))
 
     @cached_property
     def weight_scale(self) -> float:
@@ -423,26 +257,7 @@ class SplitPlan:
         >>> plan.sample_weight[:8].tolist()  # batches 0 and 1 carry no weight
         [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
         """
-        if self._targets is None:
-            return 1.0
-        weighted = float(self._unscaled_batch_weights.sum())
-        per_sample = self.timesteps if self._targets.per_step else 1
-        return self.n_samples * per_sample / weighted if weighted else 1.0
-
-    @cached_property
-    def _unscaled_batch_weights(self):
-        """float64 `[batches]`: sum of each batch's unscaled weights."""
-        rows, windows = self._sample_rows()
-        per_sample = np.zeros(len(rows))
-        block = max(1, 2**22 // self.timesteps)  # bounds the temporary masks
-        for start in range(0, len(rows), block):
-            part = slice(start, start + block)
-            weights = self._sample_weights(rows[part], windows[part])
-            per_sample[part] = weights.reshape(len(weights), -1).sum(axis=1)
-        sizes = self._batch_rows()
-        if not len(sizes):
-            return per_sample
-        return np.add.reduceat(per_sample, np.cumsum(sizes) - sizes)
+        return self._batches.weight_scale
 
     def masked_loss_factors(self) -> np.ndarray:
         """float `[batches]`: what each batch's weights are multiplied by for
@@ -464,12 +279,7 @@ class SplitPlan:
         >>> plan.masked_loss_factors().tolist()
         [1.0, 1.0, 0.5]
         """
-        rows, windows = self._sample_rows()
-        real = self._sample_lengths(rows, windows).astype(np.float64)
-        sizes = self._batch_rows()
-        if not len(sizes):
-            return real
-        return np.add.reduceat(real, np.cumsum(sizes) - sizes) / (sizes * self.timesteps)
+        return self._batches.masked_loss_factors()
 
     @property
     def unweighted_batches(self) -> int:
@@ -488,16 +298,7 @@ class SplitPlan:
         """
         if self._targets is None:
             return 0
-        return int((self._unscaled_batch_weights == 0).sum())
-
-    def _batch_rows(self):
-        """Rows (samples) of each batch: `batch_size`, but fewer in the last
-        group of a stateless plan."""
-        layout = self._layout
-        if layout.packed:
-            return np.full(len(self), layout.batch_size)
-        left = len(layout.row_series) - layout.batch_group * layout.batch_size
-        return np.minimum(left, layout.batch_size)
+        return int((self._batches.unscaled_batch_weights == 0).sum())
 
     def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
         """Iterate over all batches in order, as `(x, y, sample_weight)` (see
@@ -512,21 +313,6 @@ class SplitPlan:
         [[0.0, 20.0], [5.0, 25.0], [10.0, 30.0], [15.0, 35.0]]
         """
         return (self.batch(i) for i in range(len(self)))
-
-    def _stack(self, part):
-        """Concatenate one part (0: x, 1: y, 2: sample_weight) of every batch."""
-        if part == 0:
-            if (
-                self._x_windows is not None
-                and self._x_windows.shape[1] == 1
-                and len(self._x_windows) == len(self._layout.row_series)  # no filler
-                and not self.packed
-            ):
-                return self._x_windows[:, 0]  # one window per row: plan order is row order
-            return np.concatenate([self._batch_x(i) for i in range(len(self))])
-        if self._targets is None:
-            return None
-        return np.concatenate([self._batch_targets(i)[part - 1] for i in range(len(self))])
 
     @property
     def x(self) -> np.ndarray:
@@ -544,13 +330,13 @@ class SplitPlan:
         >>> plan.x.shape, plan.y.shape, plan.sample_weight.shape
         ((12, 20, 1), (12, 20, 1), (12, 20))
         """
-        return self._stack(0)
+        return self._batches.stack(0)
 
     @property
     def y(self) -> np.ndarray | None:
         """Targets in plan order: `[samples, timesteps, target_features]`
         (per step) or `[samples, target_features]` (per sequence)."""
-        return self._stack(1)
+        return self._batches.stack(1)
 
     @property
     def sample_weight(self) -> np.ndarray | None:
@@ -565,34 +351,13 @@ class SplitPlan:
         weighted elements of the epoch: keep the default reduction
         (`"sum_over_batch_size"`), and pass metrics as `weighted_metrics`.
         """
-        return self._stack(2)
+        return self._batches.stack(2)
 
     @property
     def positions(self) -> np.ndarray:
-        layout = self._layout
-        rows, windows = self._sample_rows()
-        series = layout.row_series[rows].copy()
-        missing = (series < 0) | (layout.row_windows[rows] <= windows)
-        start = self._original_steps(
-            rows[~missing],
-            layout.row_start[rows[~missing]] + layout.offset(rows[~missing], windows[~missing]),
-        )
-        series[missing] = -1
-        positions = np.full((len(rows), 2), -1, dtype=np.int64)
-        positions[:, 0] = series
-        positions[~missing, 1] = start
-        return positions
+        return sample_positions(self._batches)
 
-    def _original_steps(self, rows, steps):
-        """Map steps of the validated series to steps of the user's series."""
-        if self._panel.steps is None:
-            return steps
-        kept = self._panel.steps
-        offsets = np.concatenate([[0], np.cumsum([len(k) for k in kept])])
-        return np.concatenate(kept)[offsets[self._layout.row_series[rows]] + steps]
-
-    # ------------------------------------------------------------------
-    # Back to the original layout
+    # -- Back to the original layout -----------------------------------
     def unsplit(
         self, outputs: ArrayLike
     ) -> np.ndarray | list[np.ndarray] | pd.DataFrame | pd.Series:
@@ -627,122 +392,9 @@ class SplitPlan:
         >>> plan.unsplit(plan.x).ravel().tolist() == series.tolist()
         True
         """
-        outputs = np.asarray(outputs)
-        if outputs.ndim == 0 or outputs.shape[0] != self.n_samples:
-            raise ValueError(
-                "`outputs` must have one row per sample of the plan.\n"
-                f"- Expected: shape ({self.n_samples}, ...)\n"
-                f"- Received: shape={outputs.shape}"
-            )
-        per_step = outputs.ndim == 3 or (
-            outputs.ndim == 2
-            and outputs.shape[1] == self.timesteps
-            and self.timesteps > 1
-            and not self.per_sequence_targets
-        )
-        if outputs.ndim == 3 and outputs.shape[1] != self.timesteps:
-            # Fewer steps would fail in numpy's indexing, more would be cut
-            # silently: neither is a plan's output.
-            raise ValueError(
-                "Per-step `outputs` must have one row per sample and one step "
-                "per timestep of the plan (a model with "
-                "return_sequences=True over the plan's samples).\n"
-                f"- Expected: shape ({self.n_samples}, {self.timesteps}, ...)\n"
-                f"- Received: shape={outputs.shape}"
-            )
-        layout = self._layout
-        rows, windows = self._sample_rows()
-        masks = self._step_mask(rows, windows)
-        series = layout.row_series[rows]
-        if self.per_sequence_targets and not per_step:
-            last = (layout.row_windows[rows] - 1 == windows) & (series >= 0)
-            return self._format_per_series(
-                _mean_at(series[last], outputs[last], self.n_series)
-            )
-        if per_step:
-            trailing = outputs.shape[2:]
-            sample, step = np.nonzero(masks)
-            values = outputs[sample, step]
-        else:  # a per-sample output belongs to the last step of its window
-            trailing = outputs.shape[1:]
-            sample = np.flatnonzero(masks.any(axis=1))
-            step = layout.timesteps - 1 - np.argmax(masks[sample, ::-1], axis=1)
-            values = outputs[sample]
-        rows = rows[sample]
-        steps = self._original_steps(
-            rows, layout.row_start[rows] + layout.offset(rows, windows[sample]) + step
-        )
-        lengths = self._panel.original_lengths
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        result = _mean_at(offsets[series[sample]] + steps, values, int(offsets[-1]))
-        return self._format_per_step(np.split(result, offsets[1:-1]), trailing)
+        return unsplit(self._batches, outputs)
 
-    def _output_names(self, trailing):
-        """Column labels for outputs of shape `[..., *trailing]`, and whether
-        one column comes back as a pandas Series.
-
-        The names of pandas targets (or target column names) when the width
-        matches; for a plan without targets, the names of the pandas series.
-        """
-        width = int(np.prod(trailing)) if trailing else 1
-        targets, panel = self._targets, self._panel
-        if targets is not None:
-            if targets.columns is not None and len(targets.columns) == width:
-                return list(targets.columns), targets.one_column and width == 1
-        elif panel.columns is not None and len(panel.columns) == width:
-            return list(panel.columns), panel.one_column and width == 1
-        return None, not trailing
-
-    def _format_per_step(self, arrays, trailing):
-        panel = self._panel
-        if panel.kind == "3d":
-            return np.stack(arrays)
-        if panel.kind in ("1d", "2d"):
-            return arrays[0]
-        if panel.kind == "list":
-            return arrays
-        columns, one_column = self._output_names(trailing)
-
-        def frame(values, index):
-            if one_column:
-                name = None if columns is None else columns[0]
-                return pd.Series(values.reshape(len(values)), index=index, name=name)
-            return pd.DataFrame(values.reshape(len(values), -1), index=index, columns=columns)
-
-        if panel.kind == "wide":  # one column per series, on the shared index
-            if not trailing or trailing == (1,):
-                result = pd.DataFrame(
-                    {i: a.reshape(len(a)) for i, a in zip(panel.ids, arrays)},
-                    index=panel.index[0],
-                    columns=pd.Index(panel.ids, name=panel.id_name),
-                )
-            else:
-                one_column = False  # `frame` then makes a DataFrame per series
-                result = pd.concat(
-                    [frame(a, index) for a, index in zip(arrays, panel.index)],
-                    axis=1, keys=pd.Index(panel.ids, name=panel.id_name),
-                )
-            rows = None if panel.rows is None else panel.rows[0]
-        else:
-            frames = [frame(a, index) for a, index in zip(arrays, panel.index)]
-            result = frames[0] if len(frames) == 1 else pd.concat(frames)
-            rows = None if panel.rows is None else np.concatenate(panel.rows)
-        if rows is not None:  # rows were sorted by time: back to the caller's order
-            result = result.iloc[np.argsort(rows, kind="stable")]
-        return result
-
-    def _format_per_series(self, values):
-        if self._panel.ids is not None:
-            index = pd.Index(self._panel.ids, name=self._panel.id_name)
-            columns, one_column = self._output_names(values.shape[1:])
-            if values.ndim == 1 or one_column:
-                name = None if columns is None else columns[0]
-                return pd.Series(values.reshape(len(values)), index=index, name=name)
-            return pd.DataFrame(values, index=index, columns=columns)
-        return values
-
-    # ------------------------------------------------------------------
-    # Train / validation by time
+    # -- Train / validation by time ------------------------------------
     def validation_split(self, fraction: float) -> tuple[SplitPlan, SplitPlan]:
         """Split every series by time into a training and a validation plan.
 
@@ -763,50 +415,16 @@ class SplitPlan:
         >>> len(train), len(val)
         (8, 2)
         """
-        if isinstance(fraction, bool) or not isinstance(fraction, (float, int)) or not (
-            0 < fraction < 1
-        ):
-            raise ValueError(
-                "`fraction` must be a number strictly between 0 and 1. "
-                f"Received: fraction={fraction!r}"
-            )
-        if self.per_sequence_targets:
-            raise ValueError(
-                "validation_split() splits every series by time, which leaves "
-                "per-sequence targets without their series end. Split the "
-                "series themselves into training and validation sets instead."
-            )
-        series, start, length = self._segments
-        unit = self._layout.hop * self._layout.streams
-        held = np.maximum(unit, np.round(fraction * length / unit).astype(np.int64) * unit)
-        if (held >= length).any():
-            raise ValueError(
-                f"`fraction`={fraction} leaves no training steps for series of "
-                f"{int(length.min())} steps with windows of {unit} steps. Use a "
-                "smaller fraction or shorter windows."
-            )
-        share = held.sum() / length.sum()
-        if abs(share - fraction) > 0.25 * fraction:
-            warnings.warn(
-                f"validation_split(fraction={fraction}) holds out "
-                f"{share:.0%} of the steps: the held-out part is rounded to "
-                f"whole windows of {unit} steps"
-                + (f" ({self._layout.streams} streams of {self._layout.hop})"
-                   if self._layout.streams > 1 else "")
-                + f" in series of {int(length.min())}"
-                + (f" to {int(length.max())}" if length.max() != length.min() else "")
-                + " steps. Choose a fraction near a multiple of "
-                f"{unit / length.mean():.3g}, or shorter windows.",
-                stacklevel=2,
-            )
-        train = self._rebuild((series, start, length - held), 1 - fraction)
-        validation = self._rebuild((series, start + length - held, held), fraction)
+        train_segments, validation_segments = split_by_time(
+            self._segments, self._layout, fraction, self.per_sequence_targets
+        )
+        train = self._rebuild(train_segments, 1 - fraction)
+        validation = self._rebuild(validation_segments, fraction)
         for part in (train, validation):  # keep why timesteps was chosen
             part.suggestion, part.timesteps_from = self.suggestion, self.timesteps_from
         return train, validation
 
-    # ------------------------------------------------------------------
-    # Keras
+    # -- Keras ---------------------------------------------------------
     def dataset(self, reset_flags: bool | None = None) -> PlanDataset:
         """A `keras.utils.PyDataset` yielding the batches lazily, in order.
 
@@ -877,42 +495,6 @@ class SplitPlan:
         >>> len(callback.resets), len(callback.test_resets)  # batches of each
         (8, 2)
         """
-        from keras_tbptt.training.callbacks import ResetStates
+        from keras_tbptt.training.callbacks import reset_callbacks
 
-        for plan in (self, validation):
-            if getattr(plan, "packed", False):
-                raise ValueError(
-                    "A packed plan resets each lane where its series changes, "
-                    "within a batch, which callbacks (resetting whole batches "
-                    "between them) cannot do. Feed plan.dataset(reset_flags=True) "
-                    "to a model wrapped by keras_tbptt.with_reset_flags(model), "
-                    "with no callbacks."
-                )
-        if validation is not None and not isinstance(validation, SplitPlan):
-            raise TypeError(
-                "`validation` must be a SplitPlan (e.g. from "
-                f"plan.validation_split()). Received: {type(validation).__name__}"
-            )
-        return [ResetStates(plan=self, validation=validation)]
-
-
-def _end_to_end(arrays, stacked):
-    """`(steps, first)`: all series end to end (a view of `stacked` when
-    given), and the index where each series starts."""
-    if stacked is not None:
-        n, length = stacked.shape[:2]
-        return stacked.reshape((n * length,) + stacked.shape[2:]), np.arange(n) * length
-    lengths = np.array([len(array) for array in arrays], np.int64)
-    return np.concatenate(list(arrays)), np.cumsum(lengths) - lengths
-
-
-def _mean_at(index, values, size):
-    """Average `values` into `size` slots at `index`; NaN where none land."""
-    values = np.asarray(values, dtype=np.result_type(values.dtype, np.float32))
-    total = np.zeros((size,) + values.shape[1:], dtype=values.dtype)
-    count = np.zeros(size, dtype=np.int64)
-    np.add.at(total, index, values)
-    np.add.at(count, index, 1)
-    count = count.reshape((size,) + (1,) * (values.ndim - 1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        return reset_callbacks(self, validation)

@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from keras_tbptt.core.batches import batches_of
+from keras_tbptt.core.unsplit import original_steps
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -78,10 +81,10 @@ def plot_layout(plan: SplitPlan, *, max_batches: int = 24, max_rows: int = 16) -
     for name, value in (("max_batches", max_batches), ("max_rows", max_rows)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    layout, panel = plan._layout, plan._panel
+    layout, panel = batches_of(plan).layout, batches_of(plan).panel
     positions, size = plan.positions, plan.batch_size
     n_batches, n_rows = min(len(plan), max_batches), min(size, max_rows)
-    rows, windows = plan._sample_rows()
+    rows, windows = batches_of(plan).sample_cells
     real_steps = layout.real_steps(rows, windows)
     drawn = np.arange(n_batches * size)
     # A plan that is not stateful may end with a smaller batch.
@@ -139,7 +142,7 @@ def plot_layout(plan: SplitPlan, *, max_batches: int = 24, max_rows: int = 16) -
     first_rows = np.array([r for r in np.unique(rows[drawn]) if layout.row_series[r] in lane],
                           dtype=np.int64)
     starts = zip(layout.row_series[first_rows].tolist(),
-                 plan._original_steps(first_rows, layout.row_start[first_rows]).tolist())
+                 original_steps(panel, layout, first_rows, layout.row_start[first_rows]).tolist())
     for series, start in starts:
         left.plot([start, start], [lane[series] - 0.48, lane[series] + 0.48],
                   color="red", linewidth=1.5, gid="reset")
@@ -173,7 +176,7 @@ def plot_layout(plan: SplitPlan, *, max_batches: int = 24, max_rows: int = 16) -
         axis.set_major_locator(MaxNLocator(12, integer=True))
     for axis in (left, right):
         axis.tick_params(labelsize=7)
-    what = "sample_weight > 0" if plan._targets is not None else "owned by the window, no targets"
+    what = "sample_weight > 0" if batches_of(plan).targets is not None else "owned by the window, no targets"
     figure.legend(handles=[
         Patch(fc="tab:blue", ec="black", lw=0.5, alpha=_FILLED, label=f"weighted steps: {what}"),
         Patch(fc="tab:blue", ec="black", lw=0.5, alpha=_LIGHT + (_FILLED - _LIGHT) / 2,
@@ -202,12 +205,12 @@ def _weighted_steps(plan, n_batches, rows, windows, real_steps):
     or 0 for per-sequence targets.
     """
     timesteps = plan.timesteps
-    if plan._targets is None:
-        weighted = np.asarray(plan._step_mask(rows, windows), dtype=bool)
+    if batches_of(plan).targets is None:
+        weighted = np.asarray(batches_of(plan).step_mask(rows, windows), dtype=bool)
         return weighted, weighted.mean(axis=1)
     drawn = min(len(rows), n_batches * plan.batch_size)
     weighted = np.zeros((len(rows), timesteps), dtype=bool)
-    weights = plan._sample_weights(rows[:drawn], windows[:drawn]) > 0
+    weights = batches_of(plan).sample_weights(rows[:drawn], windows[:drawn]) > 0
     if plan.per_sequence_targets:  # the window's real steps
         weighted[:drawn] = weights[:, None] & (np.arange(timesteps) < real_steps[:drawn, None])
         return weighted, weighted.any(axis=1).astype(float)

@@ -373,3 +373,24 @@ class ResetStates(keras.callbacks.Callback):
     def on_predict_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if batch and self._due(self._schedule_for("predict"), batch):
             self._reset()
+
+
+def reset_callbacks(plan: SplitPlan, validation: SplitPlan | None = None) -> list[ResetStates]:
+    """`SplitPlan.callbacks(validation)`: one `ResetStates`, after refusing
+    packed plans (their resets fall within batches) and a `validation`
+    that is not a plan."""
+    for part in (plan, validation):
+        if getattr(part, "packed", False):
+            raise ValueError(
+                "A packed plan resets each lane where its series changes, "
+                "within a batch, which callbacks (resetting whole batches "
+                "between them) cannot do. Feed plan.dataset(reset_flags=True) "
+                "to a model wrapped by keras_tbptt.with_reset_flags(model), "
+                "with no callbacks."
+            )
+    if validation is not None and not isinstance(validation, SplitPlan):
+        raise TypeError(
+            "`validation` must be a SplitPlan (e.g. from "
+            f"plan.validation_split()). Received: {type(validation).__name__}"
+        )
+    return [ResetStates(plan=plan, validation=validation)]

@@ -11,6 +11,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_tbptt.core.batches import batches_of
 from keras_tbptt.layers.reset_flags import WithResetFlags
 from keras_tbptt.layers.stateful import keras_own_layer_names, stateful_layers
 from keras_tbptt.training.skip_unweighted import SkipUnweightedBatches
@@ -18,7 +19,7 @@ from keras_tbptt.training.skip_unweighted import SkipUnweightedBatches
 
 def _targets_kind(plan):
     """`None`, `"per_step"` or `"per_sequence"`."""
-    targets = plan._targets
+    targets = batches_of(plan).targets
     if targets is None:
         return None
     return "per_step" if targets.per_step else "per_sequence"
@@ -126,7 +127,7 @@ def _check_weighting(model, plan, call):
     wrong: an optimizer that steps on unweighted batches (`fit`), and a
     loss reduction that averages per batch (then the epoch's figure is a
     mean of batch means, not the mean over the weighted elements)."""
-    totals = plan._unscaled_batch_weights
+    totals = batches_of(plan).unscaled_batch_weights
     unweighted = int((totals == 0).sum())
     optimizer = getattr(model, "optimizer", None)
     if (
