@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 import keras_tbptt as kt
+from keras_tbptt.core.arrays import is_memory_mapped
 from keras_tbptt.training import dataset as dataset_module
 
 RNG = np.random.default_rng(7)
@@ -125,7 +126,7 @@ def test_reads_every_batch_as_plan_batch(plan_and_flags):
     assert_same_batches(list(data._in_order(inputs_only=True)), inputs)
     # Views of the series where every batch is one, else the epoch gathered
     # at once, unless the series are memory-mapped (then batch by batch).
-    memory_mapped = dataset_module.is_memory_mapped(plan._panel.arrays[0])
+    memory_mapped = is_memory_mapped(plan._panel.arrays[0])
     assert (data._epoch is False) == (bool(data._fast.all()) or memory_mapped)
 
 
@@ -152,7 +153,7 @@ def test_tensorflow_pipeline_gives_plan_batches(plan_and_flags, path, monkeypatc
         monkeypatch.setattr(dataset_module, "EPOCH_MAX_BYTES", 0)
     data = plan.dataset(reset_flags=flags)
     dataset = data.get_tf_dataset()
-    memory_mapped = dataset_module.is_memory_mapped(plan._panel.arrays[0])
+    memory_mapped = is_memory_mapped(plan._panel.arrays[0])
     assert data._tf_path == ("numpy_function" if memory_mapped else path)  # mmap: not copied
     expected = expected_batches(plan, flags)
     assert_same_batches([tf.nest.map_structure(lambda t: t.numpy(), b) for b in dataset], expected)

@@ -35,8 +35,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from keras_tbptt.core.arrays import is_memory_mapped
-from keras_tbptt.core.plan import _end_to_end
+from keras_tbptt.core.batches import batches_of
 from keras_tbptt.core.validation import check_int
 from keras_tbptt.layers.stateful import stateful_layers
 from keras_tbptt.training.callbacks import ResetStates
@@ -47,11 +46,13 @@ from keras_tbptt.training.checks import (
     check_trains_under_torch,
     output_masked,
 )
+from keras_tbptt.training.epoch_arrays import epoch_arrays
 from keras_tbptt.training.running_call import (
     epoch_iterator_arguments,
     keras_call,
     reading_epoch_iterator,
 )
+from keras_tbptt.training.tf_pipelines import epoch_tf_dataset, lazy_tf_dataset
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -149,6 +150,7 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
                 "keras_tbptt.with_reset_flags(model). Received: reset_flags=False"
             )
         self.plan = plan
+        self._batches = batches_of(plan)  # the plan's batch assembly (core/batches.py)
         self.reset_flags = reset_flags
         self._flags = (
             plan.reset_flags.reshape(len(plan), plan.batch_size) if reset_flags else None
@@ -265,20 +267,20 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         (padding, filler rows, packed lanes, NaN targets) are read by the
         plan itself, or sliced from `_epoch_arrays` by `_in_order`.
         """
-        plan, layout = self.plan, self.plan._layout
+        plan, batches, layout = self.plan, self._batches, self._batches.layout
         n, size, steps = len(plan), layout.batch_size, layout.timesteps
         fast = np.zeros(n, bool)
-        if plan._x_windows is not None and not layout.packed and n:
+        if batches.x_windows is not None and not layout.packed and n:
             group, window = layout.batch_group, layout.batch_window
             first = np.arange(0, len(layout.row_series), size)
             complete = first + size <= len(layout.row_series)
             fewest = np.minimum.reduceat(layout.row_windows, first)
             fast = complete[group] & (fewest[group] > window)
-            targets = plan._targets
+            targets = batches.targets
             if targets is not None and targets.per_step:
                 shortest = np.minimum.reduceat(layout.row_length, first)
                 fast &= (
-                    (plan._y_windows is not None)
+                    (batches.y_windows is not None)
                     and targets.observed is None
                     and layout.window_lengths is None
                 )
@@ -297,22 +299,22 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         `(x,)` alone with `inputs_only`."""
         if self._fast is None:
             self._prepare()
-        plan = self.plan
-        targets = None if inputs_only else plan._targets
+        plan, batches = self.plan, self._batches
+        targets = None if inputs_only else batches.targets
         if self._fast[index]:
             window = self._window[index]
             rows = slice(self._first_row[index], self._first_row[index] + plan.batch_size)
-            x = plan._x_windows[rows, window]
+            x = batches.x_windows[rows, window]
             if targets is None:
                 y = weight = None
             elif targets.per_step:
-                y = plan._y_windows[rows, window]
+                y = batches.y_windows[rows, window]
                 weight = self._weights[bool(window)].copy()
             else:
-                y, weight = plan._batch_targets(index)
+                y, weight = batches.batch_targets(index)
         else:
-            x = plan._batch_x(index)
-            y, weight = (None, None) if targets is None else plan._batch_targets(index)
+            x = batches.batch_x(index)
+            y, weight = (None, None) if targets is None else batches.batch_targets(index)
         if self._flags is not None:
             x = (x, self._flags[index])
         if y is not None and self._weight_factors is not None:
@@ -324,7 +326,8 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         (`masked=True`), or not; called by the checks when a Keras call takes
         the dataset, before any batch is read."""
         plan = self.plan
-        masked = masked and plan._targets is not None and plan._targets.per_step
+        targets = self._batches.targets
+        masked = masked and targets is not None and targets.per_step
         factors = plan.masked_loss_factors() if masked else None
         if (factors is None) != (self._weight_factors is None) or (
             factors is not None and not np.array_equal(factors, self._weight_factors)
@@ -339,17 +342,22 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         if self._fast is None:
             self._prepare()
         if self._epoch is None:
-            self._epoch = False if self._fast.all() else _epoch_arrays(self) or False
+            self._epoch = False if self._fast.all() else self._epoch_arrays() or False
         if self._epoch is False:
             for index in range(len(self.plan)):
                 yield self._read(index, inputs_only)
             return
         x, y, weight, flags = self._epoch
         y = None if inputs_only else y
-        stops = np.cumsum(self.plan._batch_rows()).tolist()
+        stops = np.cumsum(self._batches.batch_rows()).tolist()
         for start, stop in zip([0] + stops[:-1], stops):
             batch = x[start:stop] if flags is None else (x[start:stop], flags[start:stop])
             yield (batch,) if y is None else (batch, y[start:stop], weight[start:stop])
+
+    def _epoch_arrays(self):
+        """The whole epoch at once (`epoch_arrays`), or `None`; read at
+        call time, `EPOCH_MAX_BYTES` bounds it."""
+        return epoch_arrays(self.plan, self.reset_flags, self._weight_factors, EPOCH_MAX_BYTES)
 
     def _shuffled(self):
         # What Keras' PyDatasetAdapter does for fit(shuffle=True): a stateless
@@ -437,74 +445,21 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         shuffle, inputs_only = self._settings()
         key = (inputs_only, shuffle)
         if key not in self._tf_datasets:
-            epoch = _epoch_arrays(self)
+            epoch = self._epoch_arrays()
             if epoch is not None:
                 self._tf_path = "epoch"
-                dataset = self._epoch_tf_dataset(tf, epoch, inputs_only, shuffle)
+                dataset = epoch_tf_dataset(
+                    tf, epoch, self._batches.batch_rows(), self.plan.batch_size,
+                    self.has_partial_batch, inputs_only, shuffle,
+                )
             else:
                 self._tf_path = "numpy_function"
-                dataset = self._lazy_tf_dataset(tf, inputs_only, shuffle)
+                batch_axis = None if self.has_partial_batch else self.plan.batch_size
+                dataset = lazy_tf_dataset(
+                    tf, self._read, len(self.plan), batch_axis, inputs_only, shuffle
+                )
             self._tf_datasets[key] = dataset
         return self._tf_datasets[key]
-
-    def _batch_indices(self, tf, shuffle):
-        """`tf.data` of the batch indices: in order, or permuted anew each
-        epoch (seeded by Keras' `set_random_seed`)."""
-        indices = tf.data.Dataset.range(len(self.plan))
-        if shuffle:
-            indices = indices.shuffle(len(self.plan), reshuffle_each_iteration=True)
-        return indices
-
-    def _epoch_tf_dataset(self, tf, epoch, inputs_only=False, shuffle=False):
-        """Batches sliced from tensors of the whole epoch (`_epoch_arrays`),
-        in the graph: what Keras does with numpy arrays."""
-        size, n = self.plan.batch_size, len(self.plan)
-        x, y, weight, flags = epoch
-        element = (x,) if flags is None else ((x, flags),)
-        element += () if y is None or inputs_only else (y, weight)
-        if not self.has_partial_batch and not shuffle:
-            # [samples, ...] -> [batches, batch_size, ...]: one slice per batch
-            batches = tf.nest.map_structure(
-                lambda a: a.reshape((n, size) + a.shape[1:]), element)
-            data = tf.data.Dataset.from_tensor_slices(batches)
-        else:  # batches of unequal size, or in random order: slice by index
-            tensors = tf.nest.map_structure(tf.constant, element)
-            rows = self.plan._batch_rows()
-            bounds = tf.constant(np.stack([np.cumsum(rows) - rows, np.cumsum(rows)], axis=1))
-
-            def batch(index):
-                start, stop = bounds[index][0], bounds[index][1]
-                return tf.nest.map_structure(lambda t: t[start:stop], tensors)
-
-            data = self._batch_indices(tf, shuffle).map(batch)
-        options = tf.data.Options()
-        options.experimental_optimization.apply_default_optimizations = False
-        return data.with_options(options).prefetch(tf.data.AUTOTUNE)
-
-    def _tf_spec(self, tf, batch_axis, inputs_only):
-        def spec(array):
-            return tf.TensorSpec((batch_axis,) + array.shape[1:], tf.as_dtype(array.dtype))
-
-        return tf.nest.map_structure(spec, self._read(0, inputs_only))
-
-    def _lazy_tf_dataset(self, tf, inputs_only=False, shuffle=False):
-        """Each batch read by Python (`tf.numpy_function`), for series that
-        stay where they are (memory-mapped, or too large to copy)."""
-        batch_axis = None if self.has_partial_batch else self.plan.batch_size
-        spec = self._tf_spec(tf, batch_axis, inputs_only)
-        flat = tf.nest.flatten(spec)
-
-        def read(index):
-            return tf.nest.flatten(self._read(int(index), inputs_only))
-
-        def fetch(index):
-            arrays = tf.numpy_function(read, [index], [s.dtype for s in flat])
-            for array, s in zip(arrays, flat):
-                array.set_shape(s.shape)
-            return tf.nest.pack_sequence_as(spec, arrays)
-
-        dataset = self._batch_indices(tf, shuffle).map(fetch)
-        return dataset.prefetch(tf.data.AUTOTUNE)
 
     @property
     def batch_size(self) -> int:
@@ -518,60 +473,8 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
     def partial_batch_size(self) -> int | None:
         # Only stateless plans end with smaller batches (stateful ones fill
         # the last group with filler rows).
-        rows = self.plan._batch_rows()
+        rows = self._batches.batch_rows()
         return int(rows[-1]) if len(rows) and rows[-1] < self.plan.batch_size else None
-
-
-def _in_memory(arrays, stacked):
-    """Bytes of the series, or `None` when memory-mapped (they stay on disk)."""
-    if stacked is not None:
-        return None if is_memory_mapped(stacked) else stacked.nbytes
-    if any(is_memory_mapped(array) for array in arrays):
-        return None
-    return sum(array.nbytes for array in arrays)
-
-
-def _epoch_arrays(dataset):
-    """`(x, y, sample_weight, flags)` of every sample of the epoch, in plan
-    order (`y`, `sample_weight`, `flags`: `None` where the batches have
-    none), built at once; `None` when the series must stay where they are
-    (memory-mapped) or the epoch would take more than `EPOCH_MAX_BYTES`.
-
-    The same values as `plan.x`, `plan.y`, `plan.sample_weight` and
-    `plan.reset_flags` (the arrays `fit` would take instead), gathered with
-    numpy in one go rather than batch by batch.
-    """
-    plan = dataset.plan
-    layout, panel, targets = plan._layout, plan._panel, plan._targets
-    per_step = targets is not None and targets.per_step
-    parts = {"x": (panel.arrays, panel.stacked)}
-    if per_step:
-        parts["y"] = (targets.arrays, targets.stacked)
-        if targets.observed is not None:
-            parts["observed"] = (targets.observed, None)
-    if any(_in_memory(*part) is None for part in parts.values()):
-        return None
-    rows, windows = plan._sample_rows()
-    steps = layout.timesteps
-    per_sample = panel.arrays[0][:1].nbytes * steps + 4 * steps  # x, weights
-    if targets is not None:
-        per_sample += targets.arrays[0][:1].nbytes * steps if per_step else targets.per_sequence[:1].nbytes
-    if len(rows) * per_sample > EPOCH_MAX_BYTES:
-        return None
-    sources = [_end_to_end(panel.arrays, panel.stacked)]
-    if per_step:
-        sources.append(_end_to_end(targets.arrays, targets.stacked))
-    x, *y_steps = plan._gather_samples(sources, rows, windows)
-    flags = plan.reset_flags if dataset.reset_flags else None
-    if targets is None:
-        return x, None, None, flags
-    weight = plan._sample_weights(rows, windows) * plan.weight_scale
-    if dataset._weight_factors is not None:
-        per_row = np.repeat(dataset._weight_factors, plan._batch_rows())
-        weight *= per_row.astype(np.float32)[:, None]
-    if per_step:
-        return x, y_steps[0], weight, flags
-    return x, plan._sequence_targets(rows), weight, flags
 
 
 def _callback_list(callbacks):
