@@ -92,3 +92,50 @@ def test_the_stack_is_read_in_one_module_only():
         if any(word in path.read_text() for word in ("_getframe", "f_locals", "f_back"))
     )
     assert readers == ["keras_tbptt.training.running_call"]
+
+
+# What a module outside core/ may use of core/ is its public names: a name
+# with a leading underscore is core's own business (docs/architecture.md).
+def _private_core_imports(source):
+    """`module.name` of every underscore name imported from keras_tbptt.core
+    in `source`, function-level imports included."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and (
+            node.module == "keras_tbptt.core" or node.module.startswith("keras_tbptt.core.")
+        ):
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    return found
+
+
+def test_no_module_outside_core_imports_a_private_core_name():
+    offending = {
+        name: _private_core_imports(MODULES[name].read_text())
+        for name in MODULES
+        if not name.startswith("keras_tbptt.core")
+    }
+    assert {name: found for name, found in offending.items() if found} == {}
+
+
+def test_the_private_import_finder_finds_a_planted_import():
+    planted = "def f():\n    from keras_tbptt.core.arrays import _planted, as_float\n"
+    assert _private_core_imports(planted) == ["keras_tbptt.core.arrays._planted"]
+    assert _private_core_imports("from keras_tbptt.core.batches import batches_of\n") == []
+
+
+MAX_LINES = 500
+
+
+def _long_files(limit):
+    """`{path: lines}` of the package's files longer than `limit` lines."""
+    lines = {path: len(path.read_text().splitlines()) for path in MODULES.values()}
+    return {str(path.relative_to(PACKAGE)): n for path, n in lines.items() if n > limit}
+
+
+def test_no_file_of_the_package_exceeds_500_lines():
+    assert _long_files(MAX_LINES) == {}
+
+
+def test_the_line_count_sees_every_file():
+    # A lower limit must find files: the check reads the real sources.
+    assert "core/plan.py" in _long_files(100)
