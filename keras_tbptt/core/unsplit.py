@@ -44,7 +44,9 @@ def sample_positions(batches: PlanBatches) -> np.ndarray:
     return positions
 
 
-def unsplit(batches: PlanBatches, outputs) -> np.ndarray | list[np.ndarray] | pd.DataFrame | pd.Series:
+def unsplit(
+    batches: PlanBatches, outputs
+) -> np.ndarray | list[np.ndarray] | pd.DataFrame | pd.Series:
     """`SplitPlan.unsplit`: map outputs in plan order back to the series."""
     layout, panel, targets = batches.layout, batches.panel, batches.targets
     n_samples, timesteps = batches.n_samples, layout.timesteps

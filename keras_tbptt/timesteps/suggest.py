@@ -19,6 +19,7 @@ from keras_tbptt.core.inputs import as_panel
 from keras_tbptt.core.validation import check_choice, check_int
 from keras_tbptt.schemes.as_is import PRACTICAL_BPTT_LIMIT
 from keras_tbptt.timesteps import correlogram
+from keras_tbptt.timesteps.correlogram import MIN_TIMESTEPS
 from keras_tbptt.timesteps.suggestion import TimestepsSuggestion
 
 METHODS = ("auto", "period", "pacf", "acf")
@@ -191,27 +192,27 @@ def suggest_from_panel(panel, *, method, max_lag, alpha, detrend, feature_index)
             "method='pacf', or a larger `max_lag` if the cycle is longer."
         )
     elif method == "acf":
-        timesteps = max(memory, correlogram.MIN_TIMESTEPS)
+        timesteps = max(memory, MIN_TIMESTEPS)
         rule = (
             f"ACF memory: the ACF of the {what} stays outside its band for "
             f"{memory} lags, so the window covers that memory"
-            + (f" (floor of {correlogram.MIN_TIMESTEPS} steps)." if memory < correlogram.MIN_TIMESTEPS else ".")
+            + (f" (floor of {MIN_TIMESTEPS} steps)." if memory < MIN_TIMESTEPS else ".")
         )
     elif method == "auto" and ljung_box >= alpha:
-        timesteps = correlogram.MIN_TIMESTEPS
+        timesteps = MIN_TIMESTEPS
         rule = (
             f"no structure: the {what} looks like white noise (Ljung-Box p="
             f"{ljung_box:.2f} over {lb_lags} lags: no significant autocorrelation), "
-            f"so the past barely helps; a short window of {correlogram.MIN_TIMESTEPS} steps "
+            f"so the past barely helps; a short window of {MIN_TIMESTEPS} steps "
             "is enough."
         )
     else:
-        timesteps = max(ar_order, correlogram.MIN_TIMESTEPS)
+        timesteps = max(ar_order, MIN_TIMESTEPS)
         lead = "no cycle: " if method == "auto" else ""
         rule = (
             f"{lead}the PACF of the {what} is significant up to lag {ar_order} (the "
             f"AR order), so the window covers the lags that carry information"
-            + (f" (floor of {correlogram.MIN_TIMESTEPS} steps)." if ar_order < correlogram.MIN_TIMESTEPS else ".")
+            + (f" (floor of {MIN_TIMESTEPS} steps)." if ar_order < MIN_TIMESTEPS else ".")
         )
     timesteps = min(timesteps, min(lengths))
     if timesteps > PRACTICAL_BPTT_LIMIT:
