@@ -133,8 +133,8 @@ def domain_split(
     Args:
         series: as for `naive_split`. The statistics read the series
             only, never the targets.
-        targets, batch_size, streams, pack, id_col, time_col, time_format:
-            as for `naive_split`.
+        targets, batch_size, streams, pack, id_col, time_col,
+            time_format: as for `naive_split`.
         method, max_lag, alpha, detrend, feature: as for
             `suggest_timesteps`.
         remainder: `None` (default: pad only when no divisor is near),
