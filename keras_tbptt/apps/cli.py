@@ -1,7 +1,8 @@
 """The `keras-tbptt` command line (also `python -m keras_tbptt`).
 
 ```
-keras-tbptt suggest FILE.csv -c C [--id-col I | --wide] [--time-col T] [--plot out.png]
+keras-tbptt suggest FILE.csv -c C [--id-col I | --wide] [--time-col T [--time-format F]]
+                    [--plot out.png]
 keras-tbptt split FILE.csv -c C [-c C ...] -t N|auto [-y Y ...] -o plan.npz
 keras-tbptt demo [--epochs N]
 keras-tbptt --version
@@ -15,9 +16,10 @@ plan's summary then goes to stderr). Warnings are printed as
 `keras-tbptt: warning: ...` on stderr; a reader that stops early
 (`| head -1`) is not an error.
 
-Exit status: 0 success, 1 bad data (a missing or unreadable file, an
-unknown column, non-numeric data, NaN, a time column that is neither
-numbers nor dates, a timesteps the data cannot take, ...: one line on
+Exit status: 0 success, 1 bad data (a missing or unreadable file, a file
+with no data rows, an unknown column, non-numeric data, NaN, a time column
+that is neither numbers nor dates, or does not match --time-format, or
+mixes time zones, a timesteps the data cannot take, ...: one line on
 stderr, never a traceback), 2 bad usage (unknown or missing options,
 values of the wrong kind, options that exclude each other: argparse's
 usage line and message).
@@ -27,11 +29,14 @@ A column that is not used and looks like time (a time-like name such as
 date, time, timestamp, step, t; or text that parses as dates) and whose
 values are not in the file's row order (within each `--id-col` series)
 gets a warning naming `--time-col COLUMN`: the CLI never guesses the
-time column, as the Python API never does.
+time column, as the Python API never does. `--time-format` gives the
+format of the `--time-col` text, as the Python API's `time_format`
+(`--time-format %d/%m/%Y` for day-first dates such as 13/01/2020).
 """
 
 import argparse
 import io
+import numbers
 import os
 import re
 import sys
@@ -62,7 +67,8 @@ keys of the .npz (np.load(path)):
 # Python argument -> command-line option, to respell the library's messages
 # (`nan='ffill'` -> `--nan ffill`) rather than rewording them.
 OPTIONS = {
-    "nan": "--nan", "time_col": "--time-col", "id_col": "--id-col",
+    "nan": "--nan", "time_col": "--time-col", "time_format": "--time-format",
+    "id_col": "--id-col",
     "max_lag": "--max-lag", "batch_size": "--batch-size", "streams": "--streams",
     "remainder": "--remainder", "pack": "--pack", "wide": "--wide",
     "timesteps": "--timesteps", "targets": "--targets",
@@ -159,6 +165,11 @@ def _add_data_arguments(parser, columns_help):
                         help="column ordering the steps: numbers or dates. "
                              "Without it the rows are taken in the file's order "
                              "(a time-like column out of that order gets a warning)")
+    parser.add_argument("--time-format", metavar="F",
+                        help="the format of the --time-col text, as for "
+                             "pandas.to_datetime: e.g. %%d/%%m/%%Y for day-first "
+                             "dates (13/01/2020), %%Y%%m%%d, or ISO8601 (default: "
+                             "inferred from the first value)")
     parser.add_argument("--nan", choices=NAN_POLICIES, default="error",
                         help="what to do with missing values (default: error)")
 
@@ -233,6 +244,16 @@ def _check_usage(args):
     if not args.wide and not args.column:
         raise UsageError("the following arguments are required: --column/-c "
                          "(or --wide)")
+    if args.time_format is not None:
+        if not args.time_col:
+            raise UsageError("--time-format needs --time-col: the column whose text "
+                             "it reads, e.g. --time-col date --time-format %d/%m/%Y")
+        from keras_tbptt.core.time_order import _check_time_format
+
+        try:
+            _check_time_format(args.time_format, args.time_col)
+        except ValueError as error:
+            raise UsageError(_one_line(_cli_spelling(str(error)))) from None
     if args.command == "suggest":
         if args.column and len(args.column) > 1 and not args.wide:
             raise UsageError(f"suggest analyses one --column; received "
@@ -283,9 +304,10 @@ def _read_csv(args):
         raise InputError(f"FILE.csv {args.file!r} cannot be read: {error.strerror}") from None
 
 
-def _time_values(column):
+def _time_values(column, time_format=None):
     """`column` as numbers or dates, by the rules of the Python API's
-    `time_col`, or None when it is neither: text is never ordered as text."""
+    `time_col` (and `time_format`), or None when it is neither: text is
+    never ordered as text."""
     import pandas as pd
 
     from keras_tbptt.core.time_order import _time_values as time_values
@@ -293,9 +315,48 @@ def _time_values(column):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pd.Series(time_values(column, column.name, "FILE.csv"), index=column.index)
+            return pd.Series(time_values(column, column.name, "FILE.csv", time_format),
+                             index=column.index)
     except ValueError:
         return None
+
+
+def _time_col_problem(column, args):
+    """Why `column`, the --time-col, cannot order the rows: one line."""
+    from keras_tbptt.core.time_order import (
+        _format_reading_all,
+        _mixed_time_zones,
+        _unreadable,
+    )
+
+    def line(label):  # the header is line 1 of the file
+        return f"line {label + 2}" if isinstance(label, numbers.Integral) else f"row {label!r}"
+
+    option = f"--time-col {args.time_col!r}"
+    zones = _mixed_time_zones(column, args.time_format)
+    if zones is not None:
+        (first_label, first), (other_label, other) = zones
+        return (f"{option} mixes time zones ({first!r} on {line(first_label)}, "
+                f"{other!r} on {line(other_label)}), so its times cannot order the "
+                "rows as they are; write them in one time zone (e.g. UTC, as "
+                "pandas.to_datetime(..., utc=True) gives them), or sort the file and "
+                "leave out --time-col")
+    if args.time_format is not None:
+        label, value, _ = _unreadable(column, time_format=args.time_format)
+        return (f"{option} does not match --time-format {args.time_format}: {value!r} "
+                f"on {line(label)} does not read with it; give the format of every "
+                "value (e.g. --time-format %d/%m/%Y reads 13/01/2020), or leave out "
+                "--time-format")
+    label, value, found = _unreadable(column)
+    fits = _format_reading_all(column, value)
+    where = f", {value!r} on {line(label)}" if found and label != column.index[0] else ""
+    hint = (f"pass --time-format {fits}, which reads every value" if fits is not None
+            else "give its format with --time-format (e.g. --time-format %d/%m/%Y for "
+                 "day-first dates such as 13/01/2020)")
+    return (f"{option} holds text that is neither numbers nor dates in one format "
+            f"(first value {column.iloc[0]!r}{where}), so it cannot order the rows; "
+            f"{hint}, convert it to numbers or dates such as 2020-01-31, or sort the "
+            "file and leave out --time-col")
 
 
 def _warn_time_like(frame, args, used):
@@ -354,6 +415,10 @@ def _warn_time_series(frame, columns, args):
 def _read_frame(args):
     """`(frame, columns, targets, id_col)`: the CSV as the library reads it."""
     frame = _read_csv(args)
+    if not len(frame):
+        raise InputError(f"FILE.csv {_where(args)} has a header row but no data rows "
+                         f"(columns {', '.join(map(repr, frame.columns))}); give a CSV "
+                         "file with one row per time step under its header")
     columns = _resolve(args.column, frame, "--column")
     targets = _resolve(getattr(args, "targets", None), frame, "--targets")
     wanted = {"--column": columns, "--targets": targets,
@@ -378,15 +443,9 @@ def _read_frame(args):
         if not args.time_col:
             _warn_time_series(frame, columns, args)
     if args.time_col:
-        times = _time_values(frame[args.time_col])
+        times = _time_values(frame[args.time_col], args.time_format)
         if times is None:
-            values = frame[args.time_col]
-            raise InputError(
-                f"--time-col {args.time_col!r} holds text that is neither numbers nor "
-                f"dates in one format (first value {values.iloc[0]!r}), so it cannot "
-                "order the rows; convert it to numbers or dates such as 2020-01-31, "
-                "or sort the file and leave out --time-col"
-            )
+            raise InputError(_time_col_problem(frame[args.time_col], args))
         frame[args.time_col] = times
     else:
         _warn_time_like(frame, args, set(roles) | set(columns))

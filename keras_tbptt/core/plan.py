@@ -858,6 +858,9 @@ class SplitPlan:
         batch runs: targets for `fit`/`evaluate`, the batch size, the
         output shape against per-step or per-sequence targets, and
         `layer_kwargs` on every stateful layer (see `keras_tbptt.ResetStates`).
+        The callback binds to the model of each call: the same list passed
+        to a second model's `fit` checks and resets that model (each Keras
+        call binds its callbacks afresh).
 
         Args:
             validation: the validation plan passed as `validation_data` to
