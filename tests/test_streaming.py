@@ -284,6 +284,38 @@ streamer.export(folder + "/saved", format="tf_saved_model", verbose=False)
 """
 
 
+LOAD_AND_SERVE = """
+import sys
+import numpy as np
+import keras
+import keras_tbptt  # registers its layers when Keras is imported
+
+folder = sys.argv[1]
+with np.load(folder + "/inputs.npz") as stored:
+    inputs = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+streamer = keras.saving.load_model(folder + "/streamer.keras")
+outputs = streamer.predict_on_batch(inputs)
+np.savez(folder + "/outputs.npz", *[keras.ops.convert_to_numpy(y) for y in outputs])
+"""
+
+
+def test_streamer_saves_and_loads_in_a_fresh_process(export_case, tmp_path):
+    """A streamer (with or without reset flags) is a model of registered
+    layers: saved as `.keras`, a fresh process loads it and serves the same
+    outputs."""
+    streamer, inputs, expected = export_case
+    streamer.save(tmp_path / "streamer.keras")
+    np.savez(tmp_path / "inputs.npz", *inputs)
+    done = subprocess.run([sys.executable, "-c", LOAD_AND_SERVE, str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(tmp_path / "outputs.npz") as loaded:
+        got = [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
+    assert len(got) == len(expected)
+    for y, want in zip(got, expected):
+        np.testing.assert_allclose(y, want, **TOL)
+
+
 def test_saved_model_round_trip(export_case, lstm_model, tmp_path):
     tf = pytest.importorskip("tensorflow")
     streamer, inputs, expected = export_case

@@ -194,7 +194,7 @@ class _Streams:
         ]
         self.inputs += states
         if self.flags is not None:
-            states = _ZeroFlaggedRows(name=f"{layer.name}_reset")([self.flags, *states])
+            states = ZeroFlaggedRows(name=f"{layer.name}_reset")([self.flags, *states])
         # Without an explicit mask, Keras takes the one `x` carries (Masking).
         masked = {} if mask is None else {"mask": mask}
         out = new(x, initial_state=list(states), **masked)
@@ -325,8 +325,13 @@ def _rebuilt_recurrent(layer):
     return cls.from_config(config)
 
 
-class _ZeroFlaggedRows(keras.layers.Layer):
-    """`[flags, *states]` -> the states with the rows flagged 1 zeroed."""
+@keras.saving.register_keras_serializable(package="keras_tbptt")
+class ZeroFlaggedRows(keras.layers.Layer):
+    """`[flags, *states]` -> the states with the rows flagged 1 zeroed.
+
+    Registered, so that a streamer built with `reset_flags=True` saves and
+    loads as a `.keras` file (keras_tbptt/_lazy.py registers it when Keras
+    is imported)."""
 
     def call(self, inputs):
         flags, *states = inputs
