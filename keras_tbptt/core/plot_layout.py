@@ -201,16 +201,16 @@ def plot_layout(
                 ha="left", va="top", fontsize=8)
     key = ("left: filled = weighted steps, shaded = partly weighted chunk, hatched = "
            "weight 0, red tick = row starts from a reset state")
+    inches = figure.get_figheight()
     if narrow:  # under the coverage line, wrapped to the width
-        figure.text(0.01, 1 - 0.22 / figure.get_figheight(), key.replace(", hatched", ",\nhatched"),
+        figure.text(0.01, 1 - 0.22 / inches, key.replace(", hatched", ",\nhatched"),
                     ha="left", va="top", fontsize=7)
     else:
         figure.text(0.99, 0.995, key, ha="right", va="top", fontsize=7)
     # Room for the legend at the bottom (one line, or three stacked) and the
-    # key at the top, in inches whatever the height.
-    height = figure.get_figheight()
-    bottom, top = (0.6, 0.65) if narrow else (0.3, 0.04 * height)
-    figure.tight_layout(rect=(0, bottom / height, 1, 1 - top / height))
+    # key at the top, in inches whatever the figure's height.
+    bottom, top = (0.6, 0.65) if narrow else (0.3, 0.04 * inches)
+    figure.tight_layout(rect=(0, bottom / inches, 1, 1 - top / inches))
     return figure
 
 
