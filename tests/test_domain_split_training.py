@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import keras_tbptt as kt
+from conftest import stateful_regressor
 
 pytestmark = pytest.mark.keras
 sm = pytest.importorskip("statsmodels.api")
@@ -74,15 +75,7 @@ def _sunspot_plans():
 def _one_row_model(plan, layer_cls, weights=None):
     import keras
 
-    model = keras.Sequential([
-        keras.Input(batch_shape=(plan.batch_size, plan.timesteps, 1)),
-        layer_cls(8, stateful=True, return_sequences=True),
-        keras.layers.Dense(1),
-    ])
-    if weights is not None:
-        model.set_weights(weights)
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
-    return model
+    return stateful_regressor(plan, layer_cls, 8, keras.optimizers.Adam(0.01), weights)
 
 
 def _trainable(model):
