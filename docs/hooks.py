@@ -114,8 +114,9 @@ def _without_quick_branches(source, name):
         ((offset(n.lineno, n.col_offset), offset(n.end_lineno, n.end_col_offset),
           ast.get_source_segment(source, keep)) for n, keep in spans), reverse=True)
     for start, end, text in edits:
-        if source[start - 1:start] == "(" and source[end:end + 1] == ")" and (
-                re.fullmatch(r"[\w.]+", text)):  # `(2_000 if QUICK else 5_000)` -> `5_000`
+        grouping = (source[start - 1:start] == "(" and source[end:end + 1] == ")"
+                    and not re.search(r"[\w)\]]\s*$", source[:start - 1]))  # not a call's
+        if grouping and re.fullmatch(r"[\w.]+", text):  # `(2_000 if QUICK else 5_000)` -> `5_000`
             start, end = start - 1, end + 1
         source = source[:start] + text + source[end:]
     if re.search(r"\bQUICK\b", source):

@@ -3,7 +3,8 @@
 The package is grouped by role:
 
 - `core/`: numpy/pandas only: input validation (`inputs`), the stateful
-  batch layout (`layout`), `SplitPlan` (`plan`) and `plot_layout`.
+  batch layout (`layout`), `SplitPlan` (`plan`), `plot_layout` and
+  `load_pydoc_text` (a text corpus for examples, from Python's help).
 - `schemes/`: one module per splitting scheme, each returning a `SplitPlan`.
 - `timesteps/`: choosing `timesteps`: `suggest_timesteps` (ACF/PACF) and
   `grid_search`.
@@ -24,6 +25,7 @@ whichever of the two packages is imported first.
 from keras_tbptt import _lazy
 from keras_tbptt.core.plan import SplitPlan
 from keras_tbptt.core.plot_layout import plot_layout
+from keras_tbptt.core.text import load_pydoc_text
 from keras_tbptt.schemes.as_is import as_is
 from keras_tbptt.schemes.decoupled_split import decoupled_split
 from keras_tbptt.schemes.domain_split import domain_split
@@ -63,6 +65,7 @@ __all__ = [
     "as_is",
     "decoupled_split",
     "domain_split",
+    "load_pydoc_text",
     "naive_split",
     "one_step",
     "plot_layout",

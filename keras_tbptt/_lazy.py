@@ -6,7 +6,8 @@ import importlib.util
 import sys
 
 # Modules whose Keras objects `load_model` must find registered.
-_REGISTERED = ("keras_tbptt.layers", "keras_tbptt.training.skip_unweighted")
+_REGISTERED = ("keras_tbptt.layers", "keras_tbptt.training.skip_unweighted",
+               "keras_tbptt.serving.streaming")
 
 
 def module_getattr(package, lazy, public):
@@ -32,8 +33,8 @@ def _import_registered():
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):
     """Registers the layers (`TBPTTLSTM`, `TBPTTGRU`, `TBPTTSimpleRNN`,
-    `TBPTTRNN`, `WithResetFlags`) and `SkipUnweightedBatches` right after
-    `keras` finishes importing.
+    `TBPTTRNN`, `WithResetFlags`, the streamer's reset layer) and
+    `SkipUnweightedBatches` right after `keras` finishes importing.
 
     `keras.models.load_model` finds custom layers only in its registry and
     imports modules of Keras' own packages alone, so a model saved with a

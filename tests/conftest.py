@@ -29,6 +29,23 @@ def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
+def stateful_regressor(plan, layer_cls, units, optimizer, weights=None):
+    """`layer_cls(units, stateful=True)` -> Dense(1) at the plan's batch
+    shape, compiled with MSE (`weights` set first, to start two copies from
+    the same point)."""
+    import keras
+
+    model = keras.Sequential([
+        keras.Input(batch_shape=(plan.batch_size, plan.timesteps, 1)),
+        layer_cls(units, stateful=True, return_sequences=True),
+        keras.layers.Dense(1),
+    ])
+    if weights is not None:
+        model.set_weights(weights)
+    model.compile(optimizer=optimizer, loss="mse")
+    return model
+
+
 def full_pass(layer_config, weights, series, **call_kwargs):
     """Outputs of a non-stateful keras.layers.LSTM over each whole series."""
     import keras

@@ -331,12 +331,22 @@ def _write_bad_files(tmp_path):
         tmp_path / "clock.csv", index=False)
     pd.DataFrame({"day": [1, 2, 2, 3] * 3, "v": np.arange(12.0)}).to_csv(
         tmp_path / "repeated.csv", index=False)
+    (tmp_path / "header.csv").write_text("value\n")  # a header, no rows
+    pd.DataFrame({"day": DAY_FIRST, "v": np.arange(4.0)}).to_csv(
+        tmp_path / "day_first.csv", index=False)
+    pd.DataFrame({"t": ["2020-01-01 03:00+01:00", "2020-01-01 10:00+09:00"] * 2,
+                  "v": np.arange(4.0)}).to_csv(tmp_path / "zones.csv", index=False)
+
+
+DAY_FIRST = ["02/01/2020", "13/01/2020", "01/01/2020", "14/01/2020"]  # the first is ambiguous
 
 
 def _bad_inputs(tmp_path, sunspots):
     """`case: (arguments, exit status, texts the error line holds)`."""
     text, gaps = tmp_path / "text.csv", tmp_path / "gaps.csv"
     clock, repeated = tmp_path / "clock.csv", tmp_path / "repeated.csv"
+    header, day_first = tmp_path / "header.csv", tmp_path / "day_first.csv"
+    zones = tmp_path / "zones.csv"
     out = tmp_path / "x.npz"
     return {
         # bad data: exit status 1, one line
@@ -355,6 +365,20 @@ def _bad_inputs(tmp_path, sunspots):
                                 "--time-col 'when'", "'soon'"),
         "repeated times": (["split", repeated, "-c", "v", "-t", "3", "--time-col", "day",
                             "-o", out], 1, "repeated times", "--time-col day"),
+        "header, no rows": (["split", header, "-c", "value", "-t", "4", "-o", out], 1,
+                            f"FILE.csv '{header}' has a header row but no data rows",
+                            "(columns 'value')"),
+        "day first without --time-format": (
+            ["split", day_first, "-c", "v", "-t", "1", "--time-col", "day", "-o", out], 1,
+            "first value '02/01/2020', '13/01/2020' on line 3",
+            "pass --time-format %d/%m/%Y, which reads every value"),
+        "text not matching --time-format": (
+            ["split", day_first, "-c", "v", "-t", "1", "--time-col", "day",
+             "--time-format", "%m/%d/%Y", "-o", out], 1,
+            "--time-col 'day' does not match --time-format %m/%d/%Y", "'13/01/2020' on line 3"),
+        "time zones": (["split", zones, "-c", "v", "-t", "1", "--time-col", "t", "-o", out], 1,
+                       "--time-col 't' mixes time zones ('2020-01-01 03:00+01:00' on line 2, "
+                       "'2020-01-01 10:00+09:00' on line 3)", "one time zone"),
         "unwritable out": (["split", sunspots, "-c", "SUNACTIVITY", "-t", "3",
                             "--remainder", "pad", "-o", tmp_path / "no" / "x.npz"], 1,
                            "--out", "No such file"),
@@ -372,6 +396,13 @@ def _bad_inputs(tmp_path, sunspots):
                            "--plot", "file name"),
         "one column, two roles": (["split", sunspots, "-c", "YEAR", "-y", "YEAR", "-t", "3",
                                    "-o", out], 2, "--column", "--targets"),
+        "time format without time col": (["split", day_first, "-c", "v", "-t", "1",
+                                          "--time-format", "%d/%m/%Y", "-o", out], 2,
+                                         "--time-format needs --time-col"),
+        "time format mixed": (["split", day_first, "-c", "v", "-t", "1", "--time-col", "day",
+                               "--time-format", "mixed", "-o", out], 2,
+                              "--time-format must be the one format",
+                              "Received: --time-format mixed"),
         "unknown option": (["split", sunspots, "-c", "YEAR", "-t", "3", "-o", out,
                             "--max-lag", "3"], 2, "unrecognized", "--max-lag"),
     }
@@ -413,6 +444,8 @@ def test_module_docstring_states_the_exit_statuses():
     ("pass wide=True.", "pass --wide."),
     ("`streams`=4 cuts the series", "--streams 4 cuts the series"),
     ("suggested timesteps=52. Use", "suggested --timesteps 52. Use"),
+    ("Pass time_format='%d/%m/%Y' to say so", "Pass --time-format %d/%m/%Y to say so"),
+    ("`time_format` reads the text of `time_col`", "--time-format reads the text of --time-col"),
     ("or pass remainder='pad' (zero-pad", "or pass --remainder pad (zero-pad"),
     ("`series` contains NaN", "the --column data contains NaN"),
     # English words that are also argument names stay as they are
@@ -445,6 +478,30 @@ def test_split_long_format_orders_by_time_within_each_id(panel_csv, tmp_path):
     for row, name in enumerate(saved["series_ids"]):
         expected = frame[frame.id == name].sort_values("day")["value"].to_numpy()
         np.testing.assert_allclose(saved["x"][row::2, :, 0].ravel(), expected)
+
+
+@pytest.mark.parametrize("layout", ["long", "wide"])
+def test_time_format_reads_day_first_dates(tmp_path, layout):
+    """`--time-format %d/%m/%Y` orders the rows as the library's `time_format`."""
+    days = pd.date_range("2020-01-01", periods=24, freq="D")
+    order = np.random.default_rng(4).permutation(24)
+    frame = pd.DataFrame({"day": days.strftime("%d/%m/%Y")[order],
+                          "a": np.arange(24.0)[order], "b": np.arange(24.0)[order] + 100})
+    path = tmp_path / "day_first.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "plan.npz"
+    columns = ["--wide", "-c", "a,b"] if layout == "wide" else ["-c", "a,b"]
+    result = run("split", path, *columns, "--time-col", "day", "--time-format", "%d/%m/%Y",
+                 "-t", "6", "-o", out)
+    assert result.returncode == 0, result.stderr
+    saved = np.load(out)
+    if layout == "wide":
+        np.testing.assert_array_equal(saved["x"][0::2, :, 0].ravel(), np.arange(24.0))
+        np.testing.assert_array_equal(saved["x"][1::2, :, 0].ravel(), np.arange(24.0) + 100)
+    else:
+        plan = kt.naive_split(frame, 6, time_col="day", time_format="%d/%m/%Y")
+        np.testing.assert_array_equal(saved["x"], plan.x)
+        np.testing.assert_array_equal(saved["x"][:, :, 0].ravel(), np.arange(24.0))
 
 
 def test_a_time_like_column_out_of_order_is_named(dated_csv, tmp_path):

@@ -5,6 +5,8 @@ Every case here raised an unrelated error (numpy's IndexError, statsmodels'
 or passed silently, on the code before the fix.
 """
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,12 +60,22 @@ def _long(values_b=None):
          ValueError, r"Per-sequence `targets` contain 1 NaN values \(series \[2\]\)"),
         (lambda: kt.as_is(_long(), pd.Series({"a": 0.0, "b": np.nan}), id_col="id"),
          ValueError, r"Per-sequence `targets` contain 1 NaN values \(series \['b'\]\)"),
+        # a DataFrame with columns and no rows (a CSV with a header only), issue 28
+        (lambda: kt.naive_split(pd.read_csv(io.StringIO("value\n")), 4), ValueError,
+         (r"`series` has no rows: a DataFrame needs one row per time step\. Received: an "
+          r"empty DataFrame with columns \['value'\]")),
+        (lambda: kt.naive_split(pd.DataFrame({"id": [], "t": [], "v": []}), 4, id_col="id",
+                                time_col="t"), ValueError,
+         r"`series` has no rows.*columns \['id', 't', 'v'\]"),
+        (lambda: kt.as_is(pd.DataFrame({"a": [], "b": []}), wide=True), ValueError,
+         r"`series` has no rows: .* \(wide=True: columns are series\)\. Received"),
     ],
     ids=[
         "unsplit_fewer_steps", "unsplit_more_steps", "unsplit_per_sequence_plan",
         "constant", "constant_in_panel", "constant_id", "constant_no_detrend",
         "column_name_numpy", "column_names_series", "column_name_wide",
         "nan_label_series_2", "nan_label_id",
+        "header_only", "empty_long", "empty_wide",
     ],
 )
 def test_bad_data_is_named_and_explained(call, error, match):

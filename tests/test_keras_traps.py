@@ -331,3 +331,116 @@ def test_reading_a_batch_again_is_harmless(series):
     reference = model.predict(plan.dataset(), callbacks=plan.callbacks(), verbose=0)
     np.testing.assert_allclose(
         model.predict(data, callbacks=plan.callbacks(), verbose=0), reference, atol=1e-6)
+
+
+# -- issue 28: one plan's callbacks list, passed to a second model ------------
+
+class ZeroStatesAtBatchBegin(keras.callbacks.Callback):
+    """`(model name, epoch, batch) -> whether every state is zero` when a
+    training batch begins; placed after `ResetStates`, it sees its resets."""
+
+    def __init__(self):
+        super().__init__()
+        self.zero, self.epoch = {}, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        model = self.model  # under JAX this syncs the training state
+        states = model.get_layer("lstm").states
+        self.zero[model.name, self.epoch, batch] = all(
+            not np.asarray(keras.ops.convert_to_numpy(s)).any() for s in states
+        )
+
+
+def _named_model(name, seed, batch_size=2):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([
+        keras.Input(batch_shape=(batch_size, 10, 1)),
+        kt.TBPTTLSTM(UNITS, stateful=True, return_sequences=True, name="lstm"),
+    ], name=name)
+    model.compile(loss="mse", optimizer=keras.optimizers.SGD(0.01))
+    return model
+
+
+def _states(model):
+    return [np.asarray(keras.ops.convert_to_numpy(s)).copy()
+            for s in model.get_layer("lstm").states]
+
+
+def test_callbacks_reused_for_a_second_model_bind_to_it(series):
+    """The same `plan.callbacks()` list in a second model's `fit`: each call
+    binds its `ResetStates` afresh (Keras' `set_model`), so the second
+    model's states are reset on the plan's schedule, and the first model's
+    states are left alone."""
+    plan = kt.naive_split(series, 10, series, batch_size=2)  # 8 batches, resets at 0, 4
+    callbacks = plan.callbacks()
+    recorder = ZeroStatesAtBatchBegin()
+    callbacks.append(recorder)  # the very same list, twice
+    first, second = _named_model("first", 1), _named_model("second", 2)
+    first.fit(plan.dataset(), shuffle=False, callbacks=callbacks, epochs=1, verbose=0)
+    after_first = _states(first)
+    assert any(s.any() for s in after_first)
+    second.fit(plan.dataset(), shuffle=False, callbacks=callbacks, epochs=2, verbose=0)
+    for name, epochs in (("first", 1), ("second", 2)):
+        got = [recorder.zero[name, epoch, batch]
+               for epoch in range(epochs) for batch in range(len(plan))]
+        assert got == plan.resets.tolist() * epochs, name
+    for got, want in zip(_states(first), after_first, strict=True):
+        np.testing.assert_array_equal(got, want)  # the second fit left them alone
+    assert callbacks[0].model is second
+
+
+SECOND_MODEL_TRAPS = {
+    # the second model's own trap -> the message the rebound callback gives
+    "another_batch_size": (lambda: _named_model("second", 2, batch_size=4),
+                           r"(?s)Expected: batch_size=2.*batch size 4.*rebatch"),
+    "not_stateful": (lambda: make_model(2, 10, keras.layers.Dense(UNITS)),
+                     r"ResetStates found no stateful recurrent layer"),
+}
+
+
+@pytest.mark.parametrize("trap", list(SECOND_MODEL_TRAPS))
+def test_callbacks_reused_for_a_second_model_check_it_afresh(trap, series):
+    """The plan's checks run again for the second model: none is skipped
+    because the callbacks passed a first model's `fit` already."""
+    plan = kt.naive_split(series, 10, series, batch_size=2)
+    callbacks = [*plan.callbacks(), CountBatches()]
+    _named_model("first", 1).fit(plan.dataset(), shuffle=False, callbacks=callbacks,
+                                 verbose=0)
+    make, match = SECOND_MODEL_TRAPS[trap]
+    second = make()
+    before = callbacks[-1].batches
+    with pytest.raises(ValueError, match=match):
+        second.fit(plan.dataset(), shuffle=False, callbacks=callbacks, verbose=0)
+    assert callbacks[-1].batches == before  # refused before any batch
+
+
+class StopAtBatch(keras.callbacks.Callback):
+    """Stops `fit` at a batch, as Ctrl-C or an error would: no `on_train_end`."""
+
+    def __init__(self, batch):
+        super().__init__()
+        self.batch = batch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == self.batch:
+            raise RuntimeError(f"stopped at batch {batch}")
+
+
+def test_a_stopped_fit_leaves_the_reused_callbacks_unchanged(series):
+    """A `fit` stopped before its end never reaches `on_train_end`; the next
+    call with the same callbacks must still get its own checks (here
+    `evaluate(steps=3)` names `steps`, not a validation mismatch)."""
+    plan = kt.naive_split(series, 10, series, batch_size=2)  # 8 batches
+    callbacks = [*plan.callbacks(), StopAtBatch(2)]
+    with pytest.raises(RuntimeError, match="stopped at batch 2"):
+        _named_model("first", 1).fit(plan.dataset(), shuffle=False, callbacks=callbacks,
+                                     verbose=0)
+    counter = CountBatches()
+    callbacks[-1] = counter
+    second = _named_model("second", 2)
+    with pytest.raises(ValueError, match=r"(?s)Expected: 8 batches.*`steps=3` runs 3 batches"):
+        second.evaluate(plan.x, plan.y, batch_size=2, steps=3, callbacks=callbacks, verbose=0)
+    assert counter.batches == 0

@@ -270,3 +270,16 @@ def test_notebook_links_land_on_pages(path):
         if not exists or not target.endswith("/"):
             dead.append(target)
     assert not dead, f"{path.name}: links that land on no page of the site: {dead}"
+
+
+@pytest.mark.parametrize("source, shown", [
+    ("n = 2 if QUICK else 5\n", "n = 5\n"),
+    ("n = (2_000 if QUICK else 5_000)\n", "n = 5_000\n"),
+    ("seeds = range(2 if QUICK else 5)\n", "seeds = range(5)\n"),
+    ("fit(x, epochs=(1 if QUICK else 30))\n", "fit(x, epochs=30)\n"),
+])
+def test_the_site_shows_the_full_runs_code(source, shown):
+    spec = importlib.util.spec_from_file_location("hooks", DOCS_DIR / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    assert hooks._without_quick_branches(source, "test.ipynb") == shown

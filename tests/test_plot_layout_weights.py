@@ -79,3 +79,23 @@ def test_plot_layout_marks_only_the_last_chunk_of_per_sequence_targets():
         assert sum(p.get_hatch() is None for p in boxes) == weighted
     last = [p.get_x() for p in kt.plot_layout(chunks).axes[0].patches if p.get_gid() == "weighted"]
     assert last == [20, 20]  # the chunks that end each series
+
+
+@pytest.mark.parametrize("width", [7, 12])
+def test_plot_layout_draws_at_the_width_asked(width):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    plan = kt.naive_split(np.zeros((4, 200, 1)), 25, np.zeros((4, 200, 1)), batch_size=4)
+    figure = kt.plot_layout(plan, width=width)
+    assert figure.get_figwidth() == width
+    legend_columns = figure.legends[0]._ncols
+    assert legend_columns == (1 if width < 10 else 3)
+    matplotlib.pyplot.close(figure)
+
+
+@pytest.mark.parametrize("width", [4, 0, "7", True, float("nan")])
+def test_plot_layout_refuses_a_width_too_narrow_to_read(width):
+    plan = kt.naive_split(np.zeros((2, 40, 1)), 20, batch_size=2)
+    with pytest.raises(ValueError, match=r"`width` must be a number of inches >= 5\. Received: width="):
+        kt.plot_layout(plan, width=width)

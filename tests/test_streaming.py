@@ -245,17 +245,30 @@ def test_stream_states_serves_named_streams(data, lstm_model):
 # --- export round trips ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def export_case(data, lstm_model):
-    streamer = kt.streaming(lstm_model, reset_flags=True)
+def _export_inputs(data, reset_flags):
     rng = np.random.default_rng(0)
     inputs = [
         data[:3, :7],
         *[rng.normal(size=(3, UNITS)).astype("float32") for _ in range(2)],
-        np.array([0, 1, 0], "float32"),
     ]
-    expected = [to_numpy(y) for y in streamer.predict_on_batch(inputs)]
-    return streamer, inputs, expected
+    return inputs + [np.array([0, 1, 0], "float32")] if reset_flags else inputs
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["reset_flags", "no_flags"])
+def export_expected(request, data, lstm_model):
+    """`(reset_flags, inputs, outputs)`: what a streamer of `lstm_model` gives."""
+    inputs = _export_inputs(data, request.param)
+    streamer = kt.streaming(lstm_model, reset_flags=request.param)
+    return request.param, inputs, [to_numpy(y) for y in streamer.predict_on_batch(inputs)]
+
+
+@pytest.fixture
+def export_case(export_expected, lstm_model):
+    """A streamer straight from `streaming`, never called before its export
+    (Keras' ONNX exporter refuses a model that was never called, issue 28),
+    with the inputs and the outputs that a called streamer gives them."""
+    reset_flags, inputs, expected = export_expected
+    return kt.streaming(lstm_model, reset_flags=reset_flags), inputs, expected
 
 
 EXPORT_UNDER_TENSORFLOW = """
@@ -264,11 +277,43 @@ import numpy as np
 import keras
 import keras_tbptt as kt
 
-folder = sys.argv[1]
+folder, reset_flags = sys.argv[1], sys.argv[2] == "True"
 model = keras.saving.load_model(folder + "/model.keras")
-streamer = kt.streaming(model, reset_flags=True)
+streamer = kt.streaming(model, reset_flags=reset_flags)  # exported straight away
 streamer.export(folder + "/saved", format="tf_saved_model", verbose=False)
 """
+
+
+LOAD_AND_SERVE = """
+import sys
+import numpy as np
+import keras
+import keras_tbptt  # registers its layers when Keras is imported
+
+folder = sys.argv[1]
+with np.load(folder + "/inputs.npz") as stored:
+    inputs = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+streamer = keras.saving.load_model(folder + "/streamer.keras")
+outputs = streamer.predict_on_batch(inputs)
+np.savez(folder + "/outputs.npz", *[keras.ops.convert_to_numpy(y) for y in outputs])
+"""
+
+
+def test_streamer_saves_and_loads_in_a_fresh_process(export_case, tmp_path):
+    """A streamer (with or without reset flags) is a model of registered
+    layers: saved as `.keras`, a fresh process loads it and serves the same
+    outputs."""
+    streamer, inputs, expected = export_case
+    streamer.save(tmp_path / "streamer.keras")
+    np.savez(tmp_path / "inputs.npz", *inputs)
+    done = subprocess.run([sys.executable, "-c", LOAD_AND_SERVE, str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with np.load(tmp_path / "outputs.npz") as loaded:
+        got = [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
+    assert len(got) == len(expected)
+    for y, want in zip(got, expected):
+        np.testing.assert_allclose(y, want, **TOL)
 
 
 def test_saved_model_round_trip(export_case, lstm_model, tmp_path):
@@ -279,7 +324,8 @@ def test_saved_model_round_trip(export_case, lstm_model, tmp_path):
         # the documented way is to save it and export under TensorFlow.
         lstm_model.save(tmp_path / "model.keras")
         env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-        done = subprocess.run([sys.executable, "-c", EXPORT_UNDER_TENSORFLOW, str(tmp_path)],
+        flags = str(any(t.name == "reset_flags" for t in streamer.inputs))
+        done = subprocess.run([sys.executable, "-c", EXPORT_UNDER_TENSORFLOW, str(tmp_path), flags],
                               env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
     else:
@@ -311,7 +357,7 @@ def test_onnx_round_trip(export_case, tmp_path):
     streamer.export(path, format="onnx", verbose=False)
     session = onnxruntime.InferenceSession(path)
     names = [i.name for i in session.get_inputs()]
-    assert names == ["x", "lstm_h", "lstm_c", "reset_flags"]
+    assert names == ["x", "lstm_h", "lstm_c", "reset_flags"][: len(inputs)]
     outputs = session.run(None, dict(zip(names, inputs)))
     for got, want in zip(outputs, expected, strict=True):
         np.testing.assert_allclose(got, want, **TOL)

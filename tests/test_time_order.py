@@ -6,6 +6,8 @@ refused; `unsplit` gives the caller's rows back; `forecast` labels the future
 after the latest time. Every test here failed on the code before the fix.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -207,3 +209,163 @@ def test_forecast_runs_forward_from_the_latest_time(case):
     assert got.name == "y"
     # The state warms up in time order: the same as the sorted numpy history.
     np.testing.assert_allclose(got.to_numpy(), kt.forecast(model, values, 3)[:, 0], atol=1e-6)
+
+
+# ------------------------------------------- issue 28: time zones, time_format
+def _panel(times, values=None):
+    """A long panel of ids 'b' and 'a' sharing `times`, rows shuffled."""
+    values = np.arange(float(len(times))) if values is None else values
+    frame = pd.concat([
+        pd.DataFrame({"id": "b", "t": times, "v": values}),
+        pd.DataFrame({"id": "a", "t": times, "v": values + 100}),
+    ], ignore_index=True)
+    return frame.sample(frac=1.0, random_state=0)
+
+
+MIXED_ZONES = {
+    "two_zones": ([pd.Timestamp("2020-01-01 12:00", tz="Asia/Tokyo"),
+                   pd.Timestamp("2020-01-01 05:00", tz="Europe/Paris")],
+                  r"Timestamp\('2020-01-01 12:00:00\+0900', tz='Asia/Tokyo'\).*"
+                  r"Timestamp\('2020-01-01 05:00:00\+0100', tz='Europe/Paris'\)"),
+    "offsets_in_text": (["2020-01-01 12:00+09:00", "2020-01-01 05:00+01:00"],
+                        r"'2020-01-01 12:00\+09:00' at row .* and '2020-01-01 05:00\+01:00'"),
+    "with_and_without": ([pd.Timestamp("2020-01-01 12:00", tz="Asia/Tokyo"),
+                          pd.Timestamp("2020-01-01 05:00")],
+                         r"Timestamp\('2020-01-01 12:00:00\+0900', tz='Asia/Tokyo'\) at row .* "
+                         r"and Timestamp\('2020-01-01 05:00:00'\)"),
+}
+
+
+@pytest.mark.parametrize("case", list(MIXED_ZONES))
+def test_time_col_in_several_time_zones_is_refused_naming_utc(case):
+    first, second = MIXED_ZONES[case][0]
+    times = [first, second] * 3  # 6 steps, alternating zones
+    frame = _panel(times)
+    with pytest.raises(ValueError, match=(
+        r"(?s)`time_col`='t' of `series` mixes time zones.*Received: "
+        + MIXED_ZONES[case][1]
+        + r".*pd\.to_datetime\(frame\[col\], utc=True\)"
+        + (r" \(it reads the times without a time zone as UTC\)\.$"
+           if case == "with_and_without" else r"\.$")
+    )):
+        kt.naive_split(frame, 2, id_col="id", time_col="t")
+    # As the message says: in UTC the rows are put in time order.
+    frame["t"] = pd.to_datetime(frame["t"], utc=True) + pd.to_timedelta(
+        frame.groupby("id").cumcount(), unit="D")  # distinct times per id
+    plan = kt.naive_split(frame, 2, id_col="id", time_col="t")
+    for i, key in enumerate(plan._panel.ids):
+        rows = frame[frame["id"] == key].sort_values("t")
+        np.testing.assert_array_equal(
+            plan.x[plan.positions[:, 0] == i, :, 0].ravel(), rows["v"].to_numpy())
+
+
+def test_time_format_with_offsets_in_several_zones_names_the_zones():
+    frame = _panel(["2020-01-01 12:00+09:00", "2020-01-02 05:00+01:00"])
+    with pytest.raises(ValueError, match=r"mixes time zones.*'2020-01-02 05:00\+01:00'"):
+        kt.naive_split(frame, 1, id_col="id", time_col="t", time_format="%Y-%m-%d %H:%M%z")
+
+
+DAY_FIRST = pd.date_range("2020-01-01", periods=96, freq="D")  # "01/01/2020" is ambiguous
+
+
+def _day_first_panel():
+    """Shuffled rows, the first one an ambiguous date ('01/01/2020')."""
+    steps = np.arange(96.0)
+    frame = _panel(DAY_FIRST.strftime("%d/%m/%Y"), np.sin(2 * np.pi * steps / 12) + steps / 50)
+    first = frame["t"] == "01/01/2020"
+    return pd.concat([frame[first], frame[~first]])
+
+
+SCHEMES_WITH_TIME_COL = {
+    "naive_split": lambda frame, **kw: kt.naive_split(frame, 12, **kw),
+    "as_is": lambda frame, **kw: kt.as_is(frame, **kw),
+    "one_step": lambda frame, **kw: kt.one_step(frame, **kw),
+    "truncate": lambda frame, **kw: kt.truncate(frame, 24, **kw),
+    "decoupled_split": lambda frame, **kw: kt.decoupled_split(frame, 12, 24, **kw),
+    "random_windows": lambda frame, **kw: kt.random_windows(frame, 12, 6, seed=0, **kw),
+    "domain_split": lambda frame, **kw: kt.domain_split(frame, remainder="pad", **kw),
+    "suggest_timesteps": lambda frame, **kw: kt.suggest_timesteps(frame, **kw),
+}
+
+
+@pytest.mark.parametrize("scheme", list(SCHEMES_WITH_TIME_COL))
+def test_time_format_reads_day_first_dates_in_every_scheme(scheme):
+    """`time_format='%d/%m/%Y'` gives what the column converted by
+    `pd.to_datetime(format=)` gives; without it, the column is refused with
+    a message naming that `time_format`."""
+    run = SCHEMES_WITH_TIME_COL[scheme]
+    frame = _day_first_panel()
+    with pytest.raises(ValueError, match=(
+        r"(?s)`time_col`='t' of `series` holds text.*Received: '(1[3-9]|2\d|3[01])/0\d/2020'.*"
+        r"Every value reads with time_format='%d/%m/%Y': pass it")):
+        run(frame, id_col="id", time_col="t")
+    got = run(frame, id_col="id", time_col="t", time_format="%d/%m/%Y")
+    converted = frame.assign(t=pd.to_datetime(frame["t"], format="%d/%m/%Y"))
+    want = run(converted, id_col="id", time_col="t")
+    if scheme == "suggest_timesteps":
+        assert str(got) == str(want) and got.timesteps >= 1
+    else:
+        assert len(got.x)  # not two empty plans
+        np.testing.assert_array_equal(got.x, want.x)
+        np.testing.assert_array_equal(got.positions, want.positions)
+
+
+@pytest.mark.parametrize(
+    "times, time_format, expected",
+    [
+        (["01/02/2020", "13/01/2020", "02/01/2020"], "%d/%m/%Y", [2, 1, 0]),
+        ([20200201, 20200113, 20200102], "%Y%m%d", [2, 1, 0]),
+        (["2020-02-01", "2020-01-13T06:00", "2020-01-02"], "ISO8601", [2, 1, 0]),
+    ],
+    ids=["day_first", "integers", "iso8601"],
+)
+def test_time_format_orders_the_steps(times, time_format, expected):
+    frame = pd.DataFrame({"t": times, "v": np.arange(3.0)})
+    plan = kt.naive_split(frame, 1, time_col="t", time_format=time_format)
+    np.testing.assert_array_equal(plan.x[:, 0, 0], expected)
+
+
+def test_a_column_read_day_first_by_inference_warns_naming_time_format():
+    frame = pd.DataFrame({"t": ["13/01/2020", "02/01/2020", "01/02/2020"], "v": [1.0, 0.0, 2.0]})
+    with pytest.warns(UserWarning, match=r"`time_col`='t' of `series` is read day first, as "
+                                         r"'%d/%m/%Y'.*Pass time_format='%d/%m/%Y'"):
+        plan = kt.naive_split(frame, 1, time_col="t")
+    np.testing.assert_array_equal(plan.x[:, 0, 0], [0.0, 1.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as the warning says: silent with the format
+        kt.naive_split(frame, 1, time_col="t", time_format="%d/%m/%Y")
+
+
+BAD_TIME_FORMATS = {
+    "not_a_string": (dict(time_format=True), TypeError,
+                     r"`time_format` must be None or a string\. Received: time_format=True "
+                     r"of type bool"),
+    "empty": (dict(time_format=""), ValueError,
+              r"`time_format` must be None or a non-empty string\. Received: time_format=''"),
+    "mixed": (dict(time_format="mixed"), ValueError,
+              r"(?s)`time_format` must be the one format of the whole column: 'mixed'.*"
+              r"Received: time_format='mixed'"),
+    "no_codes": (dict(time_format="dayfirst"), ValueError,
+                 r"`time_format` must be a date format such as '%d/%m/%Y'.*"
+                 r"Received: time_format='dayfirst'"),
+    "without_time_col": (dict(time_format="%d/%m/%Y", time_col=None), ValueError,
+                         r"`time_format` reads the text of `time_col`, so it needs "
+                         r"`time_col=`.*Received: time_format='%d/%m/%Y', time_col=None"),
+    "not_matching": (dict(time_format="%m/%d/%Y"), ValueError,
+                     r"`time_col`='t' of `series` does not match `time_format`='%m/%d/%Y'\. "
+                     r"Received: '13/01/2020' at row 1\. Give the format of every value"),
+    "already_dates": (dict(time_format="%d/%m/%Y", frame=lambda f: f.assign(
+                          t=pd.to_datetime(f["t"], format="%d/%m/%Y"))), ValueError,
+                      r"`time_format` reads a `time_col` of text.*holds datetime64.*"
+                      r"Received: time_format='%d/%m/%Y'\. Leave out `time_format`"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TIME_FORMATS))
+def test_bad_time_format_is_refused_naming_it(case):
+    kwargs, error, match = BAD_TIME_FORMATS[case]
+    kwargs = {"time_col": "t", **kwargs}
+    frame = pd.DataFrame({"t": ["01/02/2020", "13/01/2020", "02/01/2020"], "v": np.arange(3.0)})
+    frame = kwargs.pop("frame", lambda f: f)(frame)
+    with pytest.raises(error, match=match):
+        kt.naive_split(frame, 1, **kwargs)

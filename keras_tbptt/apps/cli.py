@@ -1,7 +1,8 @@
 """The `keras-tbptt` command line (also `python -m keras_tbptt`).
 
 ```
-keras-tbptt suggest FILE.csv -c C [--id-col I | --wide] [--time-col T] [--plot out.png]
+keras-tbptt suggest FILE.csv -c C [--id-col I | --wide] [--time-col T [--time-format F]]
+                    [--plot out.png]
 keras-tbptt split FILE.csv -c C [-c C ...] -t N|auto [-y Y ...] -o plan.npz
 keras-tbptt demo [--epochs N]
 keras-tbptt --version
@@ -15,9 +16,10 @@ plan's summary then goes to stderr). Warnings are printed as
 `keras-tbptt: warning: ...` on stderr; a reader that stops early
 (`| head -1`) is not an error.
 
-Exit status: 0 success, 1 bad data (a missing or unreadable file, an
-unknown column, non-numeric data, NaN, a time column that is neither
-numbers nor dates, a timesteps the data cannot take, ...: one line on
+Exit status: 0 success, 1 bad data (a missing or unreadable file, a file
+with no data rows, an unknown column, non-numeric data, NaN, a time column
+that is neither numbers nor dates, or does not match --time-format, or
+mixes time zones, a timesteps the data cannot take, ...: one line on
 stderr, never a traceback), 2 bad usage (unknown or missing options,
 values of the wrong kind, options that exclude each other: argparse's
 usage line and message).
@@ -27,11 +29,14 @@ A column that is not used and looks like time (a time-like name such as
 date, time, timestamp, step, t; or text that parses as dates) and whose
 values are not in the file's row order (within each `--id-col` series)
 gets a warning naming `--time-col COLUMN`: the CLI never guesses the
-time column, as the Python API never does.
+time column, as the Python API never does. `--time-format` gives the
+format of the `--time-col` text, as the Python API's `time_format`
+(`--time-format %d/%m/%Y` for day-first dates such as 13/01/2020).
 """
 
 import argparse
 import io
+import numbers
 import os
 import re
 import sys
@@ -68,7 +73,8 @@ keys of the .npz (np.load(path)):
 # Python argument -> command-line option, to respell the library's messages
 # (`nan='ffill'` -> `--nan ffill`) rather than rewording them.
 OPTIONS = {
-    "nan": "--nan", "time_col": "--time-col", "id_col": "--id-col",
+    "nan": "--nan", "time_col": "--time-col", "time_format": "--time-format",
+    "id_col": "--id-col",
     "max_lag": "--max-lag", "batch_size": "--batch-size", "streams": "--streams",
     "remainder": "--remainder", "pack": "--pack", "wide": "--wide",
     "timesteps": "--timesteps", "targets": "--targets",
@@ -153,6 +159,11 @@ def _add_data_arguments(parser, columns_help):
                         help="column ordering the steps: numbers or dates. "
                              "Without it the rows are taken in the file's order "
                              "(a time-like column out of that order gets a warning)")
+    parser.add_argument("--time-format", metavar="F",
+                        help="the format of the --time-col text, as for "
+                             "pandas.to_datetime: e.g. %%d/%%m/%%Y for day-first "
+                             "dates (13/01/2020), %%Y%%m%%d, or ISO8601 (default: "
+                             "inferred from the first value)")
     parser.add_argument("--nan", choices=NAN_POLICIES, default="error",
                         help="what to do with missing values (default: error)")
 
@@ -227,6 +238,16 @@ def _check_usage(args):
     if not args.wide and not args.column:
         raise UsageError("the following arguments are required: --column/-c "
                          "(or --wide)")
+    if args.time_format is not None:
+        if not args.time_col:
+            raise UsageError("--time-format needs --time-col: the column whose text "
+                             "it reads, e.g. --time-col date --time-format %d/%m/%Y")
+        from keras_tbptt.core.time_order import check_time_format
+
+        try:
+            check_time_format(args.time_format, args.time_col)
+        except ValueError as error:
+            raise UsageError(one_line(_cli_spelling(str(error)))) from None
     if args.command == "suggest":
         if args.column and len(args.column) > 1 and not args.wide:
             raise UsageError(f"suggest analyses one --column; received "

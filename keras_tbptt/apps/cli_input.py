@@ -7,6 +7,7 @@ pandas and the package are imported inside the functions, so that
 `keras-tbptt --version` stays fast.
 """
 
+import numbers
 import sys
 import warnings
 
@@ -57,9 +58,10 @@ def _read_csv(args):
         raise InputError(f"FILE.csv {args.file!r} cannot be read: {error.strerror}") from None
 
 
-def _time_values(column):
+def _time_values(column, time_format=None):
     """`column` as numbers or dates, by the rules of the Python API's
-    `time_col`, or None when it is neither: text is never ordered as text."""
+    `time_col` (and `time_format`), or None when it is neither: text is
+    never ordered as text."""
     import pandas as pd
 
     from keras_tbptt.core.time_order import time_values
@@ -67,9 +69,48 @@ def _time_values(column):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pd.Series(time_values(column, column.name, "FILE.csv"), index=column.index)
+            return pd.Series(time_values(column, column.name, "FILE.csv", time_format),
+                             index=column.index)
     except ValueError:
         return None
+
+
+def _time_col_problem(column, args):
+    """Why `column`, the --time-col, cannot order the rows: one line."""
+    from keras_tbptt.core.time_order import (
+        format_reading_all,
+        mixed_time_zones,
+        unreadable,
+    )
+
+    def line(label):  # the header is line 1 of the file
+        return f"line {label + 2}" if isinstance(label, numbers.Integral) else f"row {label!r}"
+
+    option = f"--time-col {args.time_col!r}"
+    zones = mixed_time_zones(column, args.time_format)
+    if zones is not None:
+        (first_label, first), (other_label, other) = zones
+        return (f"{option} mixes time zones ({first!r} on {line(first_label)}, "
+                f"{other!r} on {line(other_label)}), so its times cannot order the "
+                "rows as they are; write them in one time zone (e.g. UTC, as "
+                "pandas.to_datetime(..., utc=True) gives them), or sort the file and "
+                "leave out --time-col")
+    if args.time_format is not None:
+        label, value, _ = unreadable(column, time_format=args.time_format)
+        return (f"{option} does not match --time-format {args.time_format}: {value!r} "
+                f"on {line(label)} does not read with it; give the format of every "
+                "value (e.g. --time-format %d/%m/%Y reads 13/01/2020), or leave out "
+                "--time-format")
+    label, value, found = unreadable(column)
+    fits = format_reading_all(column, value)
+    where = f", {value!r} on {line(label)}" if found and label != column.index[0] else ""
+    hint = (f"pass --time-format {fits}, which reads every value" if fits is not None
+            else "give its format with --time-format (e.g. --time-format %d/%m/%Y for "
+                 "day-first dates such as 13/01/2020)")
+    return (f"{option} holds text that is neither numbers nor dates in one format "
+            f"(first value {column.iloc[0]!r}{where}), so it cannot order the rows; "
+            f"{hint}, convert it to numbers or dates such as 2020-01-31, or sort the "
+            "file and leave out --time-col")
 
 
 def _warn_time_like(frame, args, used):
@@ -128,6 +169,10 @@ def _warn_time_series(frame, columns, args):
 def read_frame(args):
     """`(frame, columns, targets, id_col)`: the CSV as the library reads it."""
     frame = _read_csv(args)
+    if not len(frame):
+        raise InputError(f"FILE.csv {_where(args)} has a header row but no data rows "
+                         f"(columns {', '.join(map(repr, frame.columns))}); give a CSV "
+                         "file with one row per time step under its header")
     columns = _resolve(args.column, frame, "--column")
     targets = _resolve(getattr(args, "targets", None), frame, "--targets")
     wanted = {"--column": columns, "--targets": targets,
@@ -152,15 +197,9 @@ def read_frame(args):
         if not args.time_col:
             _warn_time_series(frame, columns, args)
     if args.time_col:
-        times = _time_values(frame[args.time_col])
+        times = _time_values(frame[args.time_col], args.time_format)
         if times is None:
-            values = frame[args.time_col]
-            raise InputError(
-                f"--time-col {args.time_col!r} holds text that is neither numbers nor "
-                f"dates in one format (first value {values.iloc[0]!r}), so it cannot "
-                "order the rows; convert it to numbers or dates such as 2020-01-31, "
-                "or sort the file and leave out --time-col"
-            )
+            raise InputError(_time_col_problem(frame[args.time_col], args))
         frame[args.time_col] = times
     else:
         _warn_time_like(frame, args, set(roles) | set(columns))
@@ -200,3 +239,5 @@ def _wide_to_long(frame, columns, args):
         "series": pd.Index(columns).repeat(len(frame)),
         "value": values.T.reshape(-1),
     })
+
+

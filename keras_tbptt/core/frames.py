@@ -34,7 +34,18 @@ def _warn_row_order(frame, id_col, target_cols, name):
         )
 
 
-def long_format(frame, id_col, time_col, target_cols, name):
+def _no_rows(frame, name, wide=False):
+    """Refuse a DataFrame without rows before its (empty, so untyped) columns."""
+    if not len(frame):
+        raise ValueError(
+            f"`{name}` has no rows: a DataFrame needs one row per time step"
+            + (" (wide=True: columns are series)" if wide else "")
+            + f". Received: an empty DataFrame with columns {list(frame.columns)}"
+        )
+
+
+def long_format(frame, id_col, time_col, target_cols, name, time_format=None):
+    _no_rows(frame, name)
     for arg, col in (("id_col", id_col), ("time_col", time_col)):
         if col is not None and col not in frame.columns:
             raise ValueError(
@@ -45,7 +56,8 @@ def long_format(frame, id_col, time_col, target_cols, name):
         _warn_row_order(frame, id_col, target_cols, name)
     times, what = None, None
     if time_col is not None:
-        times, what = time_values(frame[time_col], time_col, name), f"`time_col`={time_col!r}"
+        times = time_values(frame[time_col], time_col, name, time_format)
+        what = f"`time_col`={time_col!r}"
     elif id_col is None and isinstance(frame.index, TIME_INDEXES):
         times, what = frame.index, f"its index (a {type(frame.index).__name__})"
     if id_col is None:
@@ -117,6 +129,7 @@ def long_format(frame, id_col, time_col, target_cols, name):
 
 def wide_format(frame, name):
     """A DataFrame whose columns are univariate series sharing the index."""
+    _no_rows(frame, name, wide=True)
     if frame.columns.has_duplicates:
         raise ValueError(
             f"With wide=True the columns of `{name}` name the series and must "

@@ -22,7 +22,7 @@ from keras_tbptt.core.arrays import (
 from keras_tbptt.core.frames import long_format, wide_format
 from keras_tbptt.core.missing import NAN_POLICIES, handle_nan
 from keras_tbptt.core.targets import check_target_names, as_targets
-from keras_tbptt.core.time_order import TIME_INDEXES, time_order
+from keras_tbptt.core.time_order import TIME_INDEXES, check_time_format, time_order
 from keras_tbptt.core.validation import check_choice
 
 
@@ -125,6 +125,7 @@ def as_panel(
     nan="error",
     name="series",
     wide=False,
+    time_format=None,
 ):
     """Validate `series` (and `targets`) and return `(Panel, Targets|None)`.
 
@@ -147,6 +148,7 @@ def as_panel(
             f"{type(series).__name__}"
             + (f", id_col={id_col!r}, time_col={time_col!r}" if id_col or time_col else "")
         )
+    time_format = check_time_format(time_format, time_col)
     check_target_names(series, targets, wide, name)
     index = ids = columns = rows = None
     stacked = None
@@ -173,7 +175,7 @@ def as_panel(
                 )
             target_names = (target_cols, isinstance(targets, str))
         arrays, column_targets, index, ids, columns, rows = long_format(
-            series, id_col, time_col, target_cols, name
+            series, id_col, time_col, target_cols, name, time_format
         )
         if target_cols:
             targets = column_targets

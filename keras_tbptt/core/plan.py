@@ -440,10 +440,10 @@ class SplitPlan:
         A stateful plan's dataset refuses `fit(shuffle=True)` (Keras'
         default for a finite dataset: pass `shuffle=False`) before Keras
         reads a batch; a stateless plan's batches are shuffled as Keras
-        would shuffle them. When `fit`, `evaluate` or `predict`
-        takes it, it checks the model and the callbacks against the plan
-        before any batch runs (see `keras_tbptt.PlanDataset`), and warns
-        when a stateful plan runs without `callbacks()`.
+        would shuffle them. `fit`, `evaluate` and `predict` check the model
+        and callbacks against the plan before any batch runs (see
+        `keras_tbptt.PlanDataset`), warning when a stateful plan runs
+        without `callbacks()`.
 
         Returns:
             A `keras_tbptt.PlanDataset` of `len(plan)` batches.
@@ -473,9 +473,9 @@ class SplitPlan:
         """The state-reset callbacks for `fit`, `evaluate` and `predict`.
 
         The callback also checks the model against this plan before any
-        batch runs: targets for `fit`/`evaluate`, the batch size, the
-        output shape against per-step or per-sequence targets, and
-        `layer_kwargs` on every stateful layer (see `keras_tbptt.ResetStates`).
+        batch runs (targets for `fit`/`evaluate`, the batch size, the output
+        shape, `layer_kwargs` on every stateful layer: see
+        `keras_tbptt.ResetStates`), binding to the model of each Keras call.
 
         Args:
             validation: the validation plan passed as `validation_data` to

@@ -23,7 +23,13 @@ _MAX_LABELLED_BOXES_PER_LANE = 14
 _MAX_LABELLED_BATCHES = 10
 
 
-def plot_layout(plan: SplitPlan, *, max_batches: int = 24, max_rows: int = 16) -> Figure:
+# Below this width (inches) the key and the legend go on lines of their own.
+_NARROW = 10.0
+
+
+def plot_layout(
+    plan: SplitPlan, *, max_batches: int = 24, max_rows: int = 16, width: float = 12.0
+) -> Figure:
     """Draw a plan's layout: samples in their series, and the batches.
 
     Left panel: every drawn sample on its series' time axis (dates when the
@@ -54,6 +60,9 @@ def plot_layout(plan: SplitPlan, *, max_batches: int = 24, max_rows: int = 16) -
         plan: a `SplitPlan`.
         max_batches: draw at most this many batches (default 24).
         max_rows: draw at most this many rows per batch (default 16).
+        width: the figure's width in inches (default 12; at least 5). Below
+            10 inches, e.g. `width=7` for a notebook or a page column, the
+            key and the legend are stacked on lines of their own.
 
     Returns:
         The matplotlib `Figure`.
@@ -81,10 +90,14 @@ def plot_layout(plan: SplitPlan, *, max_batches: int = 24, max_rows: int = 16) -
     for name, value in (("max_batches", max_batches), ("max_rows", max_rows)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    layout, panel = batches_of(plan).layout, batches_of(plan).panel
+    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width >= 5:
+        raise ValueError(f"`width` must be a number of inches >= 5. Received: width={width!r}")
+    narrow = width < _NARROW
+    batches = batches_of(plan)
+    layout, panel = batches.layout, batches.panel
     positions, size = plan.positions, plan.batch_size
     n_batches, n_rows = min(len(plan), max_batches), min(size, max_rows)
-    rows, windows = batches_of(plan).sample_cells
+    rows, windows = batches.sample_cells
     real_steps = layout.real_steps(rows, windows)
     drawn = np.arange(n_batches * size)
     # A plan that is not stateful may end with a smaller batch.
@@ -97,7 +110,7 @@ def plot_layout(plan: SplitPlan, *, max_batches: int = 24, max_rows: int = 16) -
     depth = min(4, -(-layout.timesteps // layout.hop))
     lanes = max(len(series_shown), 1)
     figure, (left, right) = plt.subplots(
-        1, 2, figsize=(12, 1.6 + min(0.4 * max(lanes, n_rows), 9)),
+        1, 2, figsize=(width, (2.4 if narrow else 1.6) + min(0.4 * max(lanes, n_rows), 9)),
         gridspec_kw={"width_ratios": [1.3, 1]},
     )
     per_lane = {}
@@ -106,7 +119,7 @@ def plot_layout(plan: SplitPlan, *, max_batches: int = 24, max_rows: int = 16) -
         if series >= 0:
             per_lane[series] = per_lane.get(series, 0) + 1
     label_left = max(per_lane.values(), default=0) <= _MAX_LABELLED_BOXES_PER_LANE and lanes <= 24
-    label_right = n_batches <= _MAX_LABELLED_BATCHES and n_rows <= 16
+    label_right = n_batches <= _MAX_LABELLED_BATCHES * width / 12 and n_rows <= 16
     height = 0.8 / depth
     for sample in drawn:
         batch, row = divmod(int(sample), size)
@@ -176,20 +189,32 @@ def plot_layout(plan: SplitPlan, *, max_batches: int = 24, max_rows: int = 16) -
         axis.set_major_locator(MaxNLocator(12, integer=True))
     for axis in (left, right):
         axis.tick_params(labelsize=7)
-    what = "sample_weight > 0" if batches_of(plan).targets is not None else "owned by the window, no targets"
+        if narrow:
+            axis.title.set_fontsize(9)
+            axis.xaxis.label.set_fontsize(8)
+            axis.yaxis.label.set_fontsize(8)
+    what = "sample_weight > 0" if batches.targets is not None else "owned by the window, no targets"
     figure.legend(handles=[
         Patch(fc="tab:blue", ec="black", lw=0.5, alpha=_FILLED, label=f"weighted steps: {what}"),
         Patch(fc="tab:blue", ec="black", lw=0.5, alpha=_LIGHT + (_FILLED - _LIGHT) / 2,
               label="partly weighted chunk: shaded by its weighted share"),
         Patch(fc="none", ec="tab:blue", hatch=_HATCH, label="weight 0: hatched, chunk not trained"),
-    ], loc="lower left", bbox_to_anchor=(0.01, 0.0), ncol=3, fontsize=7, frameon=False)
+    ], loc="lower left", bbox_to_anchor=(0.01, 0.0), ncol=1 if narrow else 3, fontsize=7,
+        frameon=False)
     figure.text(0.01, 0.995, _coverage(plan, n_batches, n_rows, series_shown),
                 ha="left", va="top", fontsize=8)
-    figure.text(0.99, 0.995, "left: filled = weighted steps, shaded = partly weighted "
-                "chunk, hatched = weight 0, red tick = row starts from a reset state",
-                ha="right", va="top", fontsize=7)
-    # Room at the bottom for the legend: about 0.3 inch whatever the height.
-    figure.tight_layout(rect=(0, 0.3 / figure.get_figheight(), 1, 0.96))
+    key = ("left: filled = weighted steps, shaded = partly weighted chunk, hatched = "
+           "weight 0, red tick = row starts from a reset state")
+    inches = figure.get_figheight()
+    if narrow:  # under the coverage line, wrapped to the width
+        figure.text(0.01, 1 - 0.22 / inches, key.replace(", hatched", ",\nhatched"),
+                    ha="left", va="top", fontsize=7)
+    else:
+        figure.text(0.99, 0.995, key, ha="right", va="top", fontsize=7)
+    # Room for the legend at the bottom (one line, or three stacked) and the
+    # key at the top, in inches whatever the figure's height.
+    bottom, top = (0.6, 0.65) if narrow else (0.3, 0.04 * inches)
+    figure.tight_layout(rect=(0, bottom / inches, 1, 1 - top / inches))
     return figure
 
 

@@ -6,6 +6,8 @@ documents for `keras_tbptt.sentence_split`: a real text corpus for
 examples, tests and the demo that needs no download.
 """
 
+from __future__ import annotations
+
 import re
 from collections import Counter
 
@@ -32,17 +34,25 @@ def tokenize(text):
     return _TOKEN.findall(text.lower())
 
 
-def load_pydoc_text(vocab_size=2000):
+def load_pydoc_text(vocab_size: int = 2000) -> tuple[list[np.ndarray], list[str]]:
     """Python's help topics as word-id documents, one per topic.
+
+    A real English corpus that needs no download: the help topics of
+    Python's own documentation (`pydoc_data.topics`, shipped with every
+    Python, about 465,000 characters in 79 topics), lower-cased and cut into
+    word tokens and sentence-end marks (`.`, `!`, `?` followed by a space or
+    the end; `os.path` and `3.14` are not sentence ends), ready for
+    `keras_tbptt.sentence_split` and an `Embedding(mask_zero=True)`.
 
     The `vocab_size - 2` most frequent tokens get ids from 2 up (by
     decreasing frequency, ties alphabetical); every other token is the
     unknown id 1; id 0 is reserved for padding and never occurs. Topics come
-    in alphabetical order.
+    in alphabetical order. The result depends only on the Python version's
+    help text (it differs slightly between Python releases).
 
     Args:
         vocab_size: ids in the vocabulary, padding and unknown included
-            (an integer >= 3).
+            (an integer >= 3; default 2000).
 
     Returns:
         `(documents, vocabulary)`: a list of 1-D int32 arrays (one per
@@ -50,14 +60,22 @@ def load_pydoc_text(vocab_size=2000):
         `i` (`vocabulary[0] == "<pad>"`, `vocabulary[1] == "<unk>"`). The id
         that ends a sentence is `vocabulary.index(".")`.
 
-    Example:
+    Raises:
+        TypeError: `vocab_size` is not an integer.
+        ValueError: `vocab_size` is below 3.
 
-    >>> from keras_tbptt.core.text import load_pydoc_text
-    >>> documents, vocabulary = load_pydoc_text(vocab_size=2000)
+    Example: the corpus, and one sentence per sample with `sentence_split`.
+
+    >>> import keras_tbptt
+    >>> documents, vocabulary = keras_tbptt.load_pydoc_text(vocab_size=2000)
     >>> len(documents), len(vocabulary), vocabulary[:3]
     (79, 2000, ['<pad>', '<unk>', 'the'])
     >>> documents[0].dtype, int(min(d.min() for d in documents))
     (dtype('int32'), 1)
+    >>> plan = keras_tbptt.sentence_split(
+    ...     documents, sentence_end=vocabulary.index("."), max_len="mean")
+    >>> plan.x.dtype, plan.stateful
+    (dtype('int32'), True)
     """
     vocab_size = check_int(vocab_size, "vocab_size", minimum=3)
     from pydoc_data.topics import topics

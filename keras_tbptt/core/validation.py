@@ -1,4 +1,4 @@
-"""Argument validators: `check_int` and `check_choice`, with uniform messages."""
+"""Argument validators: `check_int`, `check_string` and `check_choice`, with uniform messages."""
 
 import numpy as np
 
@@ -18,6 +18,23 @@ def check_int(value, name, minimum=1, allow_none=False):
             f"{minimum}. Received: {name}={value}"
         )
     return int(value)
+
+
+def check_string(value, name, allow_none=False):
+    """Return `value`, a non-empty string, or raise naming `name`."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(
+            f"`{name}` must be {'None or ' if allow_none else ''}a string. "
+            f"Received: {name}={value!r} of type {type(value).__name__}"
+        )
+    if not value:
+        raise ValueError(
+            f"`{name}` must be {'None or ' if allow_none else ''}a non-empty "
+            f"string. Received: {name}={value!r}"
+        )
+    return value
 
 
 def check_choice(value, name, choices):

@@ -30,6 +30,7 @@ def as_is(
     pad: bool = False,
     id_col: Hashable | None = None,
     time_col: Hashable | None = None,
+    time_format: str | None = None,
     nan: str = "error",
     wide: bool = False,
 ) -> SplitPlan:
@@ -49,7 +50,8 @@ def as_is(
     of backpropagation through time (use `naive_split` then).
 
     Args:
-        series, targets, id_col, time_col, nan, wide: as for `naive_split`.
+        series, targets, id_col, time_col, time_format, nan, wide: as for
+            `naive_split`.
         batch_size: samples per batch (default 32); the last batch may be
             smaller.
         pad: series of different lengths raise unless `pad=True`, which
@@ -71,7 +73,8 @@ def as_is(
     if not isinstance(pad, bool):
         raise TypeError(f"`pad` must be True or False. Received: pad={pad!r}")
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan,
+        series, targets, id_col=id_col, time_col=time_col,
+        time_format=time_format, nan=nan,
         wide=wide,
     )
     lengths = panel.lengths

@@ -31,6 +31,7 @@ def decoupled_split(
     pack: bool = False,
     id_col: Hashable | None = None,
     time_col: Hashable | None = None,
+    time_format: str | None = None,
     nan: str = "error",
     wide: bool = False,
 ) -> SplitPlan:
@@ -62,8 +63,8 @@ def decoupled_split(
         series: as for `naive_split`. With `k2 > k1`, each series (or
             stream) needs `k2 + m * k1` steps for some integer m, unless
             `remainder` pads or drops.
-        targets, batch_size, streams, remainder, id_col, time_col, nan,
-            wide: as for `naive_split`.
+        targets, batch_size, streams, remainder, id_col, time_col,
+            time_format, nan, wide: as for `naive_split`.
         k1: forward steps per update (the update interval).
         k2: backward steps (how far the gradient reaches).
         pack: `True` to pack ragged series into `batch_size` lanes, as for
@@ -109,7 +110,8 @@ def decoupled_split(
     validate_layout_args(batch_size, streams, remainder, pack)
     k1, k2 = check_int(k1, "k1"), check_int(k2, "k2")
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan,
+        series, targets, id_col=id_col, time_col=time_col,
+        time_format=time_format, nan=nan,
         wide=wide,
     )
     # k2 <= k1: chunks of k1, truncated inside the layer. k2 > k1: windows

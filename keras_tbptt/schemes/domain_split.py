@@ -100,6 +100,7 @@ def domain_split(
     feature: int | str | None = None,
     id_col: Hashable | None = None,
     time_col: Hashable | None = None,
+    time_format: str | None = None,
     nan: str = "error",
 ) -> SplitPlan:
     """Naive split with `timesteps` read from the series' ACF and PACF.
@@ -132,8 +133,8 @@ def domain_split(
     Args:
         series: as for `naive_split`. The statistics read the series
             only, never the targets.
-        targets, batch_size, streams, pack, id_col, time_col: as for
-            `naive_split`.
+        targets, batch_size, streams, pack, id_col, time_col,
+            time_format: as for `naive_split`.
         method, max_lag, alpha, detrend, feature: as for
             `suggest_timesteps`.
         remainder: `None` (default: pad only when no divisor is near),
@@ -165,7 +166,8 @@ def domain_split(
     tolerance = _check_tolerance(tolerance)
     check_suggest_args(method, max_lag, alpha, detrend, nan, feature)
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan
+        series, targets, id_col=id_col, time_col=time_col,
+        time_format=time_format, nan=nan,
     )
     target_cols = (
         [targets] if isinstance(targets, str)

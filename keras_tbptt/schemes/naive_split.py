@@ -29,6 +29,7 @@ def naive_split(
     pack: bool = False,
     id_col: Hashable | None = None,
     time_col: Hashable | None = None,
+    time_format: str | None = None,
     nan: str = "error",
     wide: bool = False,
 ) -> SplitPlan:
@@ -119,8 +120,18 @@ def naive_split(
             (default: the row order). A `time_col` of text is never sorted as
             text ("10" before "2"): it is read as numbers when every value
             is one, else as dates (`pandas.to_datetime`, one format for the
-            column, month first unless only day first fits); anything else
-            raises, asking you to convert the column.
+            column, month first unless only day first fits, or
+            `time_format`); anything else raises, asking for `time_format`
+            or a converted column. Times in several time zones raise too
+            (convert them with `pd.to_datetime(col, utc=True)`).
+        time_format: the format of every value of a `time_col` of text (or
+            of integers such as 20200131), as for
+            `pandas.to_datetime(format=)`: `"%d/%m/%Y"` for day-first dates
+            such as "13/01/2020", `"%Y%m%d"`, or `"ISO8601"`. Default
+            `None`: inferred from the first value. A format, rather than
+            pandas' `dayfirst=True`, because it is strict: a value that does
+            not match it raises, naming the value, where `dayfirst` is a
+            preference pandas does not enforce.
         nan: what to do with NaN inputs: `"error"` (default), `"ffill"`,
             `"interpolate"` or `"drop"` (drop the steps; `unsplit` puts NaN
             back in their place). NaN per-step targets are never filled:
@@ -156,7 +167,8 @@ def naive_split(
     """
     validate_layout_args(batch_size, streams, remainder, pack)
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan,
+        series, targets, id_col=id_col, time_col=time_col,
+        time_format=time_format, nan=nan,
         wide=wide,
     )
     timesteps = check_timesteps(timesteps, panel, remainder=remainder)

@@ -27,6 +27,7 @@ def one_step(
     pack: bool = False,
     id_col: Hashable | None = None,
     time_col: Hashable | None = None,
+    time_format: str | None = None,
     nan: str = "error",
     wide: bool = False,
 ) -> SplitPlan:
@@ -44,8 +45,8 @@ def one_step(
     ```
 
     Args:
-        series, targets, batch_size, streams, id_col, time_col, nan, wide: as
-            for `naive_split`.
+        series, targets, batch_size, streams, id_col, time_col, time_format,
+            nan, wide: as for `naive_split`.
         pack: `True` to pack ragged series into `batch_size` lanes (needs
             an explicit `batch_size`), as for `naive_split`: series run back
             to back in each lane, a lane's state reset where its series
@@ -82,7 +83,8 @@ def one_step(
     """
     validate_layout_args(batch_size, streams, "error", pack)
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan,
+        series, targets, id_col=id_col, time_col=time_col,
+        time_format=time_format, nan=nan,
         wide=wide,
     )
     return make_plan(

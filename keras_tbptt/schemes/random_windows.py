@@ -30,6 +30,7 @@ def random_windows(
     batch_size: int = 32,
     id_col: Hashable | None = None,
     time_col: Hashable | None = None,
+    time_format: str | None = None,
     nan: str = "error",
     wide: bool = False,
 ) -> SplitPlan:
@@ -48,7 +49,7 @@ def random_windows(
         series: as for `naive_split`.
         targets: as for `naive_split`; per-sequence targets label every
             window of their series.
-        id_col, time_col, nan, wide: as for `naive_split`.
+        id_col, time_col, time_format, nan, wide: as for `naive_split`.
         timesteps: window length.
         n: number of windows.
         seed: seed of the random generator (`None`: fresh randomness).
@@ -70,7 +71,8 @@ def random_windows(
     if seed is not None:
         check_int(seed, "seed", minimum=0)
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan,
+        series, targets, id_col=id_col, time_col=time_col,
+        time_format=time_format, nan=nan,
         wide=wide,
     )
     timesteps = check_timesteps(timesteps, panel)

@@ -29,6 +29,7 @@ def truncate(
     batch_size: int = 32,
     id_col: Hashable | None = None,
     time_col: Hashable | None = None,
+    time_format: str | None = None,
     nan: str = "error",
     wide: bool = False,
 ) -> SplitPlan:
@@ -43,7 +44,8 @@ def truncate(
     ```
 
     Args:
-        series, targets, id_col, time_col, nan, wide: as for `naive_split`.
+        series, targets, id_col, time_col, time_format, nan, wide: as for
+            `naive_split`.
         length: steps to keep; every series must have at least this many.
         side: `"start"` (default) or `"end"`.
         batch_size: samples per batch (default 32).
@@ -61,7 +63,8 @@ def truncate(
     check_int(batch_size, "batch_size")
     check_choice(side, "side", ("start", "end"))
     panel, target_data = as_panel(
-        series, targets, id_col=id_col, time_col=time_col, nan=nan,
+        series, targets, id_col=id_col, time_col=time_col,
+        time_format=time_format, nan=nan,
         wide=wide,
     )
     length = check_timesteps(length, panel, name="length")

@@ -51,7 +51,8 @@ def streaming(model: keras.Model, *, reset_flags: bool = False) -> keras.Model:
     (`[t.name for t in streamer.inputs]` and `streamer.output_names` list
     them.)
 
-    Exporting (`streamer.export(path, format=...)`, Keras 3; every export
+    Exporting (`streamer.export(path, format=...)`, Keras 3, straight after
+    `streaming`: the streamer needs no call first; every export
     takes the inputs and returns the outputs in the orders above): with the
     TensorFlow backend, `"tf_saved_model"` (reload with
     `tf.saved_model.load(path).serve(inputs)`, a list in the order above),
@@ -159,9 +160,14 @@ def streaming(model: keras.Model, *, reset_flags: bool = False) -> keras.Model:
         for state, new in zip(streams.inputs, streams.outputs, strict=True)
     ]
     extra = [flags] if reset_flags else []
-    return keras.Model(
+    streamer = keras.Model(
         [x, *streams.inputs, *extra], outputs, name=f"{model.name}_streaming"
     )
+    # Keras' ONNX exporter refuses a model that was never called ("The model
+    # provided has never called."): one symbolic call, which computes
+    # nothing, lets `streaming(model).export(...)` work straight away.
+    streamer([keras.KerasTensor(t.shape, dtype=t.dtype) for t in streamer.inputs])
+    return streamer
 
 
 def _unwrap_reset_flags(model):
@@ -188,7 +194,7 @@ class _Streams:
         ]
         self.inputs += states
         if self.flags is not None:
-            states = _ZeroFlaggedRows(name=f"{layer.name}_reset")([self.flags, *states])
+            states = ZeroFlaggedRows(name=f"{layer.name}_reset")([self.flags, *states])
         # Without an explicit mask, Keras takes the one `x` carries (Masking).
         masked = {} if mask is None else {"mask": mask}
         out = new(x, initial_state=list(states), **masked)
@@ -319,8 +325,13 @@ def _rebuilt_recurrent(layer):
     return cls.from_config(config)
 
 
-class _ZeroFlaggedRows(keras.layers.Layer):
-    """`[flags, *states]` -> the states with the rows flagged 1 zeroed."""
+@keras.saving.register_keras_serializable(package="keras_tbptt")
+class ZeroFlaggedRows(keras.layers.Layer):
+    """`[flags, *states]` -> the states with the rows flagged 1 zeroed.
+
+    Registered, so that a streamer built with `reset_flags=True` saves and
+    loads as a `.keras` file (keras_tbptt/_lazy.py registers it when Keras
+    is imported)."""
 
     def call(self, inputs):
         flags, *states = inputs

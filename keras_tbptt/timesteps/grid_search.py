@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # Keras loads inside the runs
     import keras
 
 SCHEMES = ("naive", "decoupled")
-SPLIT_OPTIONS = ("remainder", "id_col", "time_col", "nan")
+SPLIT_OPTIONS = ("remainder", "id_col", "time_col", "time_format", "nan")
 MIN_TIMESTEPS = 2  # one step is TBPTT(1, 1): `one_step`, not a chunk length
 MAX_TIMESTEPS = 400  # the practical limit of BPTT for an LSTM
 MAX_CANDIDATES = 10
@@ -133,8 +133,8 @@ def grid_search(
             finds there (building no model for them). Rows of a different
             search (other data or settings) in the file raise an error.
         progress: show a progress bar with an ETA (tqdm).
-        **split_options: `remainder`, `id_col`, `time_col`, `nan` (as for
-            `naive_split`) and, for the decoupled scheme, `k1`.
+        **split_options: `remainder`, `id_col`, `time_col`, `time_format`,
+            `nan` (as for `naive_split`) and, for the decoupled scheme, `k1`.
 
     Returns:
         A `GridSearchResult`. Ctrl-C (`KeyboardInterrupt`) stops the search

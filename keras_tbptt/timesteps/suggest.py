@@ -261,6 +261,7 @@ def suggest_timesteps(
     feature: int | str | None = None,
     id_col: Hashable | None = None,
     time_col: Hashable | None = None,
+    time_format: str | None = None,
     nan: str = "error",
 ) -> TimestepsSuggestion:
     """Suggest `timesteps` for TBPTT from the ACF and PACF of the series.
@@ -332,6 +333,7 @@ def suggest_timesteps(
         feature: which feature to analyse when the series have several
             (position or DataFrame column name); required then.
         id_col, time_col: long-format DataFrame columns (as for the schemes).
+        time_format: the format of a `time_col` of text (as for the schemes).
         nan: `"error"` (default), `"ffill"` or `"interpolate"` (fill gaps
             before the statistics). `"drop"` is refused: it shifts the lags.
 
@@ -353,7 +355,9 @@ def suggest_timesteps(
     ['lag', 'acf', 'acf_band', 'acf_significant', 'pacf', 'band', 'significant']
     """
     check_suggest_args(method, max_lag, alpha, detrend, nan, feature)
-    panel, _ = as_panel(series, id_col=id_col, time_col=time_col, nan=nan)
+    panel, _ = as_panel(
+        series, id_col=id_col, time_col=time_col, time_format=time_format, nan=nan
+    )
     index = select_feature(panel, feature, feature_columns(series, id_col, time_col))
     return suggest_from_panel(
         panel, method=method, max_lag=max_lag, alpha=alpha, detrend=detrend,

@@ -70,7 +70,10 @@ class ResetStates(keras.callbacks.Callback):
     as arrays is counted, and a wrong count raises at the end of
     validation.
 
-    Usually built by `SplitPlan.callbacks()`.
+    Usually built by `SplitPlan.callbacks()`. The callback binds to the
+    model of each Keras call it is passed to: the same list passed to a
+    second model's `fit` checks that model and resets its states on the
+    plan's schedule (and no longer the first model's).
 
     Args:
         resets: one bool per batch of an epoch: reset before that batch.
@@ -160,6 +163,22 @@ class ResetStates(keras.callbacks.Callback):
         self._in_fit = False
         self._test_batches = 0
         self.reset_count = 0
+
+    def set_model(self, model: keras.Model) -> None:
+        """Bind the callback to `model`, afresh.
+
+        Keras calls this at the start of every `fit`, `evaluate` and
+        `predict` the callback is passed to, so one `plan.callbacks()` list
+        serves several models in turn: each call checks its own model and
+        resets that model's states on the plan's schedule, and nothing of an
+        earlier call (one refused before its end included) carries over.
+
+        Args:
+            model: the model of the Keras call.
+        """
+        super().set_model(model)
+        self._in_fit = False
+        self._test_batches = 0
 
     # -- schedules and plans per role ------------------------------------
     def _schedule_for(self, role):

@@ -165,26 +165,6 @@ def _check_weighting(model, plan, call):
         )
 
 
-def check_batch_of_one(layers, plan, needs_targets):
-    """Keras' own stateful RNNs cannot train on a batch of 1 from a dataset
-    under TensorFlow: the adapter leaves the batch axis unknown and the
-    loop then refuses the state's static shape (a Keras limitation;
-    keras_tbptt's layers state their batch size and are not affected)."""
-    if not (needs_targets and plan.batch_size == 1 and keras.backend.backend() == "tensorflow"):
-        return
-    keras_own = keras_own_layer_names(layers)
-    if keras_own:
-        raise ValueError(
-            f"Keras' own stateful RNN layers {keras_own} cannot train or "
-            "evaluate on a plan's dataset with batch_size=1 under TensorFlow "
-            "(its loop fails with 'enters the loop with shape (1, ...)'). Use "
-            "keras_tbptt.TBPTTLSTM (or TBPTTGRU, TBPTTSimpleRNN, TBPTTRNN), "
-            "or more rows per batch (streams=2 or more), "
-            "or numpy arrays: fit(plan.x, plan.y, sample_weight=plan.sample_weight, "
-            "batch_size=1, shuffle=False, callbacks=plan.callbacks())."
-        )
-
-
 def check_trains_under_torch(layers):
     """Keras' own stateful RNNs cannot train under torch: their state
     variables are updated in place inside the graph autograd records, so

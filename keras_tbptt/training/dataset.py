@@ -40,7 +40,6 @@ from keras_tbptt.core.validation import check_int
 from keras_tbptt.layers.stateful import stateful_layers
 from keras_tbptt.training.callbacks import ResetStates
 from keras_tbptt.training.checks import (
-    check_batch_of_one,
     check_model_for_plan,
     check_reset_flags,
     check_trains_under_torch,
@@ -208,8 +207,6 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         call = f"{method}()"
         model = local["self"]
         check_model_for_plan(model, plan, needs_targets=role != "predict", call=call)
-        if plan.stateful:
-            check_batch_of_one(stateful_layers(model), plan, needs_targets=role != "predict")
         if role == "train":
             check_trains_under_torch(stateful_layers(model))
         resets = [c for c in _callback_list(local.get("callbacks")) if isinstance(c, ResetStates)]
