@@ -97,7 +97,7 @@ def test_horizon_cosines_are_those_of_the_reference_gradients(batch):
     keras.utils.set_random_seed(3)
     model = regressor(kt.TBPTTLSTM(UNITS, return_sequences=True))
     horizon = kt.gradient_horizon(model, x, y, sample_weight=weight, candidates=[T, 3],
-                                  batch_size=BATCH)
+                                  batch_size=BATCH, output_steps=1)
     full = np.concatenate([g.ravel() for g in truncated_weight_gradients(model, x, y, weight, None)])
     cut = np.concatenate([g.ravel() for g in truncated_weight_gradients(model, x, y, weight, 3)])
     cosine = full @ cut / np.linalg.norm(full) / np.linalg.norm(cut)
@@ -151,7 +151,8 @@ def delay_horizons():
         pytest.skip("the acceptance task runs under TensorFlow and JAX (time budget)")
     x, y, weight = delay_data()
     model = delay_model()
-    kwargs = dict(sample_weight=weight, candidates=ACCEPTANCE_CANDIDATES, batches=2)
+    kwargs = dict(sample_weight=weight, candidates=ACCEPTANCE_CANDIDATES, batches=2,
+                  output_steps=6)
     before = kt.gradient_horizon(model, x, y, **kwargs)
     history = model.fit(x, y, sample_weight=weight, epochs=60, batch_size=8, verbose=0)
     after = kt.gradient_horizon(model, x, y, **kwargs)
@@ -173,10 +174,12 @@ def test_cosines_grow_with_k2_and_are_one_at_the_length(delay_horizons, which):
     assert abs(horizon.cosine[-1] - 1) < 1e-4 and horizon.relative_error[-1] < 1e-4
 
 
-def test_the_untrained_model_looks_back_less_far(delay_horizons):
+def test_training_moves_the_input_gradient_to_the_delay(delay_horizons):
     before, after, _ = delay_horizons
-    assert before.peak_lag < LAG - 2
-    assert before.suggested < after.suggested
+    near_the_delay = slice(LAG - 2, LAG + 3)
+    assert before.peak_lag < LAG - 2  # untrained: the recent steps
+    assert after.input_gradient_norm[near_the_delay].sum() > (
+        2 * before.input_gradient_norm[near_the_delay].sum())
 
 
 # --- the model is left as it was ----------------------------------------------
@@ -194,7 +197,7 @@ def test_the_model_is_unchanged_and_a_stateful_model_keeps_its_states(rng):
     model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)  # states, optimizer
     before = snapshot(model)
     assert np.abs(to_numpy(model.layers[0].states[0])).sum() > 0
-    horizon = kt.gradient_horizon(model, x, y, candidates=[2, T])
+    horizon = kt.gradient_horizon(model, x, y, candidates=[2, T], output_steps=2)
     assert horizon.batches == 2
     for got, expected in zip(snapshot(model), before, strict=True):
         np.testing.assert_array_equal(got, expected)
@@ -221,7 +224,7 @@ def test_a_plan_brings_its_batches(rng):
     plan = kt.naive_split(series, 10, series, batch_size=2)
     model = regressor(kt.TBPTTLSTM(UNITS, stateful=True, return_sequences=True),
                       features=1, batch_size=2)
-    horizon = kt.gradient_horizon(model, plan, candidates=[2, 10], batches=3)
+    horizon = kt.gradient_horizon(model, plan, candidates=[2, 10], batches=3, output_steps=2)
     assert horizon.batches == 3 and horizon.timesteps == 10
     assert horizon.cosine[-1] == pytest.approx(1.0, abs=1e-4)
 
@@ -238,7 +241,7 @@ def test_the_callback_records_every_n_epochs_and_leaves_training_identical(rng):
         model.fit(x, y, batch_size=4, epochs=4, verbose=0, shuffle=False, callbacks=callbacks)
         return model
 
-    log = kt.GradientHorizonLog(x, y, every=2, candidates=[2, T])
+    log = kt.GradientHorizonLog(x, y, every=2, candidates=[2, T], output_steps=2)
     logged, plain = train([log]), train([])
     for got, expected in zip(logged.get_weights(), plain.get_weights(), strict=True):
         np.testing.assert_array_equal(got, expected)

@@ -153,8 +153,8 @@ def gradient_horizon(
             for k2 in candidates:
                 for layer in layers:
                     layer.truncate_gradient = k2
-                truncated.append(
-                    _summed_weight_gradients(LossGradients(model), model, sample, bar))
+                gradients = LossGradients(model, compile=len(sample) > 2)
+                truncated.append(_summed_weight_gradients(gradients, model, sample, bar))
     return GradientHorizon(
         candidates=candidates,
         cosine=[_cosine(g, full) for g in truncated],
@@ -181,7 +181,8 @@ def truncated_weight_gradients(
         for layer in layers:
             layer.truncate_gradient = k2
         _reset_stateful(model)
-        return LossGradients(model)(np.asarray(x, "float32"), y, sample_weight)[0]
+        gradients = LossGradients(model, compile=False)
+        return gradients(np.asarray(x, "float32"), y, sample_weight)[0]
 
 
 def _truncated_layers(model):

@@ -22,16 +22,20 @@ class LossGradients:
     Returns `(weight_gradients, input_gradient)` as numpy arrays: one array
     per trainable variable (zeros for a weight the loss does not reach) and
     the gradient with respect to `x`. Under JAX the program is compiled
-    once per instance: build a new instance after changing a Python
-    attribute the graph reads (such as `truncate_gradient`).
+    once per instance (unless `compile=False`): build a new instance after
+    changing a Python attribute the graph reads (such as
+    `truncate_gradient`).
 
     Under TensorFlow and torch the call writes the model's stateful states
     and the compiled loss' trackers like any forward pass: the caller
     restores them (`gradient_horizon` does).
     """
 
-    def __init__(self, model: keras.Model) -> None:
+    def __init__(self, model: keras.Model, compile: bool = True) -> None:
         self.model = model
+        # Under JAX, compiling costs seconds and pays off over many calls;
+        # a gradient taken once or twice runs faster op by op.
+        self.compile = compile
         self.backend = keras.backend.backend()
         self._jitted = None
 
@@ -78,7 +82,8 @@ class LossGradients:
                 )
                 return value
 
-            self._jitted = jax.jit(jax.grad(loss, argnums=(0, 1)))
+            gradient = jax.grad(loss, argnums=(0, 1))
+            self._jitted = jax.jit(gradient) if self.compile else gradient
         grads, input_grad = self._jitted(
             [v.value for v in model.trainable_variables], x,
             [v.value for v in model.non_trainable_variables],
