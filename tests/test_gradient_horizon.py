@@ -82,7 +82,8 @@ def test_compared_gradients_equal_a_stop_gradient_reference(kind, k2, batch):
     dense.set_weights(model.layers[1].get_weights())
 
     def weighted_mse(out):  # Keras' mse with sample weights, sum over batch size
-        return ops.sum(ops.mean(ops.square(out - y), axis=-1) * weight) / (BATCH * T)
+        targets, weights = ops.convert_to_tensor(y), ops.convert_to_tensor(weight)
+        return ops.sum(ops.mean(ops.square(out - targets), axis=-1) * weights) / (BATCH * T)
 
     _, expected, _ = value_and_grads(StopGradientReference(rnn, dense, k2), x, weighted_mse)
     got = truncated_weight_gradients(model, x, y, weight, k2)

@@ -379,19 +379,44 @@ def _relative_error(got, full):
     return _norm([a - b for a, b in zip(got, full, strict=True)]) / scale if scale else np.nan
 
 
+def _torch_random_state():
+    """Torch's global generator state: Keras' torch dropout draws from it
+    (seedless layers), and a forward pass consumes it, so a measurement
+    during `fit` would change the masks of the epochs after it."""
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return torch.random.get_rng_state(), cuda
+
+
+def _set_torch_random_state(state):
+    if state is None:
+        return
+    import torch
+
+    torch.random.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state_all(state[1])
+
+
 @contextlib.contextmanager
 def _restored(model, layers) -> Iterator[None]:
-    """Puts back every variable of the model, its optimizer and metrics, and
-    each layer's `truncate_gradient`, whatever happens inside."""
+    """Puts back every variable of the model, its optimizer and metrics,
+    each layer's `truncate_gradient` and torch's random state, whatever
+    happens inside."""
     settings = [layer.truncate_gradient for layer in layers]
     optimizer = getattr(model, "optimizer", None)
     variables = [*model.variables, *model.metrics_variables,
                  *(optimizer.variables if optimizer is not None else [])]
     unique = list({id(v): v for v in variables}.values())
     values = [keras.ops.convert_to_numpy(v.value).copy() for v in unique]
+    random_state = _torch_random_state()
     try:
         yield
     finally:
+        _set_torch_random_state(random_state)
         for layer, setting in zip(layers, settings, strict=True):
             layer.truncate_gradient = setting
         for variable, value in zip(unique, values, strict=True):
