@@ -13,9 +13,10 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-import keras_tbptt as kt  # noqa: E402
-from conftest import to_numpy, value_and_grads  # noqa: E402
-from keras_tbptt.training.gradient_horizon import truncated_weight_gradients  # noqa: E402
+from conftest import to_numpy, value_and_grads
+
+import keras_tbptt as kt
+from keras_tbptt.training.gradient_horizon import truncated_weight_gradients
 
 pytestmark = pytest.mark.keras
 ops = keras.ops
@@ -35,7 +36,7 @@ KINDS = {
 
 
 def regressor(layer, timesteps=T, features=FEATURES, batch_size=None):
-    shape = dict(batch_shape=(batch_size, timesteps, features))
+    shape = {"batch_shape": (batch_size, timesteps, features)}
     model = keras.Sequential([keras.Input(**shape), layer, keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     return model
@@ -152,8 +153,8 @@ def delay_horizons():
         pytest.skip("the acceptance task runs under TensorFlow and JAX (time budget)")
     x, y, weight = delay_data()
     model = delay_model()
-    kwargs = dict(sample_weight=weight, candidates=ACCEPTANCE_CANDIDATES, batches=2,
-                  output_steps=6)
+    kwargs = {"sample_weight": weight, "candidates": ACCEPTANCE_CANDIDATES, "batches": 2,
+                  "output_steps": 6}
     before = kt.gradient_horizon(model, x, y, **kwargs)
     history = model.fit(x, y, sample_weight=weight, epochs=60, batch_size=8, verbose=0)
     after = kt.gradient_horizon(model, x, y, **kwargs)

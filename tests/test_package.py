@@ -22,7 +22,7 @@ from packaging.specifiers import SpecifierSet
 import keras_tbptt
 
 PACKAGE = Path(__file__).resolve().parent.parent / "keras_tbptt"
-DATA_SIDE = ["core", "schemes", "timesteps/suggest.py"]
+DATA_SIDE = ["core", "schemes", "timesteps/suggest.py", "timesteps/horizon.py"]
 
 
 def _imported_modules(path):

@@ -231,7 +231,7 @@ class GradientHorizon:
         """
         from matplotlib.figure import Figure
 
-        width, height = figsize
+        width, _height = figsize
         if width > 7:
             raise ValueError(
                 f"`figsize` must be at most 7 inches wide. Received: figsize={figsize!r}")
