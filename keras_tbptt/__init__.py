@@ -6,12 +6,12 @@ The package is grouped by role:
   batch layout (`layout`), `SplitPlan` (`plan`), `plot_layout` and
   `load_pydoc_text` (a text corpus for examples, from Python's help).
 - `schemes/`: one module per splitting scheme, each returning a `SplitPlan`.
-- `timesteps/`: choosing `timesteps`: `suggest_timesteps` (ACF/PACF) and
-  `grid_search`.
+- `timesteps/`: choosing `timesteps`: `suggest_timesteps` (ACF/PACF),
+  `grid_search` and `GradientHorizon` (what `gradient_horizon` measured).
 - `layers/` and `training/`: the Keras side: `TBPTTLSTM`, `TBPTTGRU`,
   `TBPTTSimpleRNN` and `TBPTTRNN` (one shared truncation), the reset
-  callbacks, the plan's dataset, `SkipUnweightedBatches`, `rebatch` and
-  `forecast`.
+  callbacks, the plan's dataset, `SkipUnweightedBatches`, `rebatch`,
+  `forecast`, `gradient_horizon` and `GradientHorizonLog`.
 - `serving/`: `streaming` (states as explicit inputs and outputs, for
   serving and export) and `StreamStates`.
 - `apps/`: the `keras-tbptt` command line and `make demo`.
@@ -36,6 +36,7 @@ from keras_tbptt.schemes.sentence_split import sentence_split
 from keras_tbptt.schemes.truncate import truncate
 from keras_tbptt.timesteps.grid_result import GridSearchResult
 from keras_tbptt.timesteps.grid_search import grid_search
+from keras_tbptt.timesteps.horizon import GradientHorizon
 from keras_tbptt.timesteps.suggest import TimestepsSuggestion, suggest_timesteps
 
 __version__ = "0.2.0"
@@ -55,6 +56,8 @@ _LAZY = {
         "keras_tbptt.training.skip_unweighted",
         "SkipUnweightedBatches",
     ),
+    "gradient_horizon": ("keras_tbptt.training.gradient_horizon", "gradient_horizon"),
+    "GradientHorizonLog": ("keras_tbptt.training.horizon_log", "GradientHorizonLog"),
     "layers": ("keras_tbptt.layers", None),
     "streaming": ("keras_tbptt.serving.streaming", "streaming"),
     "StreamStates": ("keras_tbptt.serving.streams", "StreamStates"),
@@ -74,6 +77,7 @@ __all__ = [
     "truncate",
     "GridSearchResult",
     "grid_search",
+    "GradientHorizon",
     "TimestepsSuggestion",
     "suggest_timesteps",
     *_LAZY,

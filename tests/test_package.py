@@ -23,7 +23,7 @@ import keras_tbptt
 
 PACKAGE = Path(__file__).resolve().parent.parent / "keras_tbptt"
 DATA_SIDE = ["core", "schemes", "timesteps/suggest.py", "timesteps/suggestion.py",
-             "timesteps/correlogram.py"]
+             "timesteps/correlogram.py", "timesteps/horizon.py"]
 
 
 def _imported_modules(path):
