@@ -10,8 +10,8 @@ The package is grouped by role:
   `grid_search`.
 - `layers/` and `training/`: the Keras side: `TBPTTLSTM`, `TBPTTGRU`,
   `TBPTTSimpleRNN` and `TBPTTRNN` (one shared truncation), the reset
-  callbacks, the plan's dataset, `SkipUnweightedBatches`, `rebatch` and
-  `forecast`.
+  callbacks, the plan's dataset, `skip_unweighted`,
+  `SkipUnweightedBatches`, `rebatch` and `forecast`.
 - `serving/`: `streaming` (states as explicit inputs and outputs, for
   serving and export) and `StreamStates`.
 - `apps/`: the `keras-tbptt` command line and `make demo`.
@@ -54,6 +54,11 @@ _LAZY = {
     "SkipUnweightedBatches": (
         "keras_tbptt.training.skip_unweighted",
         "SkipUnweightedBatches",
+    ),
+    "skip_unweighted": ("keras_tbptt.training.skip_unweighted_model", "skip_unweighted"),
+    "SkipUnweightedModel": (
+        "keras_tbptt.training.skip_unweighted_model",
+        "SkipUnweightedModel",
     ),
     "layers": ("keras_tbptt.layers", None),
     "streaming": ("keras_tbptt.serving.streaming", "streaming"),
