@@ -22,9 +22,29 @@ class SkipUnweightedModel(keras.Model):
     the states and the RNG as the full step would, the loss tracker and the
     compiled metrics record the batch as the full step records it, and the
     weights and the optimizer's variables stay untouched. It is a plain
-    functional model otherwise (no constructor of its own), so
-    `keras.models.load_model` restores it.
+    functional model otherwise, so `keras.models.load_model` restores it.
+
+    Args:
+        *args: `keras.Model`'s functional arguments, `inputs` and `outputs`.
+        **kwargs: the same by name, and `name`.
+
+    Example:
+
+    >>> import keras, keras_tbptt
+    >>> model = keras.Sequential([
+    ...     keras.Input(batch_shape=(2, 5, 1)),
+    ...     keras_tbptt.TBPTTLSTM(3, stateful=True),
+    ... ])
+    >>> fast = keras_tbptt.skip_unweighted(model)
+    >>> isinstance(fast, keras_tbptt.SkipUnweightedModel)
+    True
+    >>> fast.layers[-1] is model.layers[-1]  # the same layers and weights
+    True
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # (*args, **kwargs): Keras revives such a subclass as functional.
+        super().__init__(*args, **kwargs)
 
     def make_train_function(self, force: bool = False) -> Any:
         # Fit and train_on_batch come here eagerly before stepping: the
