@@ -60,6 +60,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_in_graph_resets.py
 	$(BIN)/python benchmarks/bench_streaming.py
 	$(BIN)/python benchmarks/bench_classification.py
+	$(BIN)/python benchmarks/bench_skip_unweighted.py
 	$(BIN)/python -m pip install --quiet "pytorch-lightning==1.9.*" "setuptools>=77.0.3,<81"
 	$(BIN)/python benchmarks/bench_peers.py
 

@@ -10,8 +10,9 @@ The package is grouped by role:
   `grid_search` and `GradientHorizon` (what `gradient_horizon` measured).
 - `layers/` and `training/`: the Keras side: `TBPTTLSTM`, `TBPTTGRU`,
   `TBPTTSimpleRNN` and `TBPTTRNN` (one shared truncation), the reset
-  callbacks, the plan's dataset, `SkipUnweightedBatches`, `rebatch`,
-  `forecast`, `gradient_horizon` and `GradientHorizonLog`.
+  callbacks, the plan's dataset, `skip_unweighted`,
+  `SkipUnweightedBatches`, `rebatch`, `forecast`, `gradient_horizon` and
+  `GradientHorizonLog`.
 - `serving/`: `streaming` (states as explicit inputs and outputs, for
   serving and export) and `StreamStates`.
 - `apps/`: the `keras-tbptt` command line and `make demo`.
@@ -58,6 +59,11 @@ _LAZY = {
     ),
     "gradient_horizon": ("keras_tbptt.training.gradient_horizon", "gradient_horizon"),
     "GradientHorizonLog": ("keras_tbptt.training.horizon_log", "GradientHorizonLog"),
+    "skip_unweighted": ("keras_tbptt.training.skip_unweighted_model", "skip_unweighted"),
+    "SkipUnweightedModel": (
+        "keras_tbptt.training.skip_unweighted_model",
+        "SkipUnweightedModel",
+    ),
     "layers": ("keras_tbptt.layers", None),
     "streaming": ("keras_tbptt.serving.streaming", "streaming"),
     "StreamStates": ("keras_tbptt.serving.streams", "StreamStates"),

@@ -7,6 +7,7 @@ import sys
 
 # Modules whose Keras objects `load_model` must find registered.
 _REGISTERED = ("keras_tbptt.layers", "keras_tbptt.training.skip_unweighted",
+               "keras_tbptt.training.skip_unweighted_model",
                "keras_tbptt.serving.streaming")
 
 
@@ -33,8 +34,9 @@ def _import_registered():
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):
     """Registers the layers (`TBPTTLSTM`, `TBPTTGRU`, `TBPTTSimpleRNN`,
-    `TBPTTRNN`, `WithResetFlags`, the streamer's reset layer) and
-    `SkipUnweightedBatches` right after `keras` finishes importing.
+    `TBPTTRNN`, `WithResetFlags`, the streamer's reset layer),
+    `SkipUnweightedBatches` and `SkipUnweightedModel` right after `keras`
+    finishes importing.
 
     `keras.models.load_model` finds custom layers only in its registry and
     imports modules of Keras' own packages alone, so a model saved with a

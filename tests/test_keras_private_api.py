@@ -168,3 +168,24 @@ def test_distributions_say_whether_they_span_processes():
     distribution = keras.distribution.DataParallel()
     assert distribution._is_multi_process is False
     assert distribution.auto_shard_dataset is True
+
+
+def test_the_loss_tracker_and_the_jax_metrics_update_are_what_fit_reports():
+    # training/skip_unweighted_model.py: the forward-only step updates
+    # Trainer._loss_tracker (the "loss" of fit's logs) and, under JAX,
+    # JAXTrainer._update_metrics_variables(metrics_variables, unscaled_loss,
+    # x, y, y_pred, sample_weight) -> (logs, metrics_variables); it unscales
+    # the loss with keras.src.losses.loss.unscale_loss_for_distribution.
+    from keras.src.losses.loss import unscale_loss_for_distribution
+
+    model = stateful_model()
+    data = np.ones((2, 5, 1), "float32")
+    logs = model.train_on_batch(data, data, return_dict=True)
+    assert isinstance(model._loss_tracker, keras.metrics.Mean)
+    assert float(model._loss_tracker.result()) == pytest.approx(logs["loss"])
+    assert float(unscale_loss_for_distribution(keras.ops.convert_to_tensor(2.0))) == 2.0
+    if keras.backend.backend() == "jax":
+        y_pred = model.predict_on_batch(data)
+        variables = [v.value for v in model.metrics_variables]
+        logs, new = model._update_metrics_variables(variables, 3.0, data, data, y_pred, None)
+        assert set(logs) == {"loss"} and len(new) == len(variables)

@@ -105,7 +105,9 @@ def with_reset_flags(model: keras.Model) -> keras.Model:
     Returns:
         A functional `keras.Model` with inputs `[x, reset_flags]` and
         `model`'s outputs, computed by its last layer, a
-        `keras_tbptt.layers.WithResetFlags` around `model`.
+        `keras_tbptt.layers.WithResetFlags` around `model`; a
+        `keras_tbptt.SkipUnweightedModel` (the forward-only step kept)
+        where `model` is one (`keras_tbptt.skip_unweighted`).
 
     Example:
 
@@ -165,4 +167,12 @@ def with_reset_flags(model: keras.Model) -> keras.Model:
     x = keras.Input(batch_shape=inputs[0].shape, dtype=inputs[0].dtype, name="x")
     flags = keras.Input(batch_shape=(batch_size,), name="reset_flags")
     outputs = WithResetFlags(model, name=f"{model.name}_with_reset_flags")(x, flags)
-    return keras.Model([x, flags], outputs, name=f"{model.name}_with_reset_flags")
+    model_class = keras.Model
+    if keras.saving.get_registered_name(type(model)) == _SKIP_UNWEIGHTED:
+        # Keep skip_unweighted's forward-only train step (by its registered
+        # name: layers/ imports nothing from training/).
+        model_class = type(model)
+    return model_class([x, flags], outputs, name=f"{model.name}_with_reset_flags")
+
+
+_SKIP_UNWEIGHTED = "keras_tbptt>SkipUnweightedModel"

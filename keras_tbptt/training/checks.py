@@ -15,6 +15,7 @@ from keras_tbptt.core.batches import batches_of
 from keras_tbptt.layers.reset_flags import WithResetFlags
 from keras_tbptt.layers.stateful import keras_own_layer_names, stateful_layers
 from keras_tbptt.training.skip_unweighted import SkipUnweightedBatches
+from keras_tbptt.training.skip_unweighted_model import SkipUnweightedModel
 
 
 def _targets_kind(plan):
@@ -135,15 +136,18 @@ def _check_weighting(model, plan, call):
         and unweighted
         and optimizer is not None
         and not isinstance(optimizer, SkipUnweightedBatches)
+        and not isinstance(model, SkipUnweightedModel)
     ):
         warnings.warn(
             f"{unweighted} of the plan's {len(plan)} batches carry no sample "
             "weight (they only carry the state forward), but the optimizer "
             f"{type(optimizer).__name__} still steps on them: momentum, if "
             "it has any, moves the weights, and its state (step count, "
-            "moments, learning-rate schedule) advances. Compile with "
-            "optimizer=keras_tbptt.SkipUnweightedBatches(optimizer) to make "
-            "them cost no update.",
+            "moments, learning-rate schedule) advances. Train "
+            "keras_tbptt.skip_unweighted(model) to make them cost no update "
+            "and no backward pass (or compile with "
+            "optimizer=keras_tbptt.SkipUnweightedBatches(optimizer): no "
+            "update).",
             UserWarning,
             stacklevel=3,
         )

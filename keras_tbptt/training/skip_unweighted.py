@@ -33,9 +33,11 @@ class SkipUnweightedBatches(keras.optimizers.Optimizer):
 
     The forward and backward passes still run on the unweighted batches
     (the forward pass carries the state; the backward pass computes the
-    zeros). To skip the leading chunks' backward pass as well, train one
-    sample per sequence with `TBPTTLSTM(truncate_gradient=k2)`
-    (see the classification guide).
+    zeros). The faster way, the documented default for classification, is
+    `keras_tbptt.skip_unweighted(model)`: its train step runs the forward
+    pass alone on such batches, with the same result. Or train one sample
+    per sequence with `TBPTTLSTM(truncate_gradient=k2)` (see the
+    classification guide).
 
     Args:
         optimizer: the `keras.optimizers.Optimizer` to wrap (its learning
