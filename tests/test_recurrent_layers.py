@@ -20,7 +20,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import keras_tbptt as kt  # noqa: E402
-from conftest import executable_steps, to_numpy, value_and_grads  # noqa: E402
+from conftest import executable_steps, stop_gradient_pass, to_numpy, value_and_grads  # noqa: E402
 
 pytestmark = pytest.mark.keras
 ops = keras.ops
@@ -240,19 +240,7 @@ class StopGradientReference(keras.layers.Layer):
         self.built = True  # the wrapped layer is built already
 
     def call(self, x, training=False):
-        rnn, k2 = self.rnn, self.k2
-        if rnn.go_backwards:  # processing starts from the end of the input
-            early, late = x[:, k2:], x[:, :k2]
-        else:
-            early, late = x[:, : T - k2], x[:, T - k2 :]
-        early_out, *states = rnn(early, training=training)
-        late_out, *_ = rnn(
-            late, initial_state=tree.map_structure(ops.stop_gradient, states),
-            training=training,
-        )
-        if not rnn.return_sequences:
-            return late_out
-        return ops.concatenate([ops.stop_gradient(early_out), late_out], axis=1)
+        return stop_gradient_pass(self.rnn, x, self.k2, training=training)[0]
 
 
 TRUNCATIONS = [(1, False, True), (5, False, True), (5, True, True), (5, False, False),
