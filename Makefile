@@ -55,6 +55,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/bench_data_path.py
 	$(BIN)/python benchmarks/bench_tbptt_lstm.py
 	$(BIN)/python benchmarks/bench_tbptt_layers.py
+	$(BIN)/python benchmarks/bench_tbptt_layers.py --kernels
 	$(BIN)/python benchmarks/bench_grid_search.py
 	$(BIN)/python benchmarks/bench_dataset.py
 	$(BIN)/python benchmarks/bench_in_graph_resets.py

@@ -43,6 +43,22 @@ Run: `python benchmarks/bench_tbptt_layers.py [--backend jax] [--quick]`
 (about 35 minutes on 2 cores); writes
 `benchmarks/results/bench_tbptt_layers.{json,md}` (`--quick`: a small smoke
 run, results not written).
+
+`--kernels` (issue 26): the fused CPU kernels (`layers/fused_kernels.py`)
+against the path the layers took before them and against the Keras layer,
+under TensorFlow (LSTM: BlockLSTM; TensorFlow has no sequence GRU kernel)
+and torch (LSTM and GRU: `torch._VF`); JAX has no fused kernel. Model
+`Input(batch_shape=(32, 250, 2)) -> layer(32, return_sequences=True) ->
+Dense(1)`, Adam, mse, `train_on_batch` (forward and backward). Per family
+six models: the Keras layer, a second one (the A/A control), and the
+keras_tbptt layer with `truncate_gradient=None` and `=25`, each on today's
+path (the fused kernels patched out: Keras' own `inner_loop`) and on the
+fused one. One core, one thread (`taskset`-style affinity, TensorFlow's
+intra/inter-op threads 1, `torch.set_num_threads(1)`), interleaved rounds,
+order rotating, medians; ratios are medians of within-round ratios. The
+worker counts the kernel calls of each model (fused: > 0, today's: 0) and
+checks that fused and today's paths give the same first-step loss. Writes
+`benchmarks/results/bench_tbptt_layers_kernels.{json,md}` (about 5 minutes).
 """
 
 import argparse
@@ -182,6 +198,191 @@ def memory_worker(family, variant, T):
     return peak_memory(lambda: [model.train_on_batch(x, y) for _ in range(MEMORY_STEPS)])
 
 
+# --kernels: the fused CPU kernels.
+KERNEL_BATCH, KERNEL_T, KERNEL_FEATURES, KERNEL_UNITS, KERNEL_K2 = 32, 250, 2, 32, 25
+KERNEL_FAMILIES = {"lstm": ("keras.layers.LSTM", "TBPTTLSTM"),
+                   "gru": ("keras.layers.GRU", "TBPTTGRU")}
+KERNEL_BACKENDS = {"tensorflow": ("lstm",), "torch": ("lstm", "gru")}
+KERNEL_TIMED = ("keras", "keras_again", "today", "fused", "today_k2", "fused_k2")
+KERNEL_NAMES = {"keras": "{keras}", "keras_again": "{keras} (A/A control)",
+                "today": "{ours}(truncate_gradient=None), today's path",
+                "fused": "{ours}(truncate_gradient=None), fused kernel",
+                "today_k2": f"{{ours}}(truncate_gradient={KERNEL_K2}), today's path",
+                "fused_k2": f"{{ours}}(truncate_gradient={KERNEL_K2}), fused kernel"}
+
+
+def build_kernel_model(family, variant):
+    """The model of `variant`; today's path: the layer with the fused
+    kernels patched out of its pieces (Keras' own `inner_loop`)."""
+    from unittest import mock
+
+    import keras
+    import numpy as np
+
+    import keras_tbptt as kt
+    from keras_tbptt.layers import truncation
+
+    keras_cls, ours = {"lstm": (keras.layers.LSTM, kt.TBPTTLSTM),
+                       "gru": (keras.layers.GRU, kt.TBPTTGRU)}[family]
+
+    class TodaysPath(ours):
+        def _processing_order_loop(self, *args, **kwargs):
+            with mock.patch.object(truncation, "fused_inner_loop", lambda *a: None):
+                return super()._processing_order_loop(*args, **kwargs)
+
+    k2 = KERNEL_K2 if variant.endswith("_k2") else None
+    if variant in ("keras", "keras_again"):
+        rnn = keras_cls(KERNEL_UNITS, return_sequences=True)
+    else:
+        cls = TodaysPath if variant.startswith("today") else ours
+        rnn = cls(KERNEL_UNITS, return_sequences=True, truncate_gradient=k2)
+    model = keras.Sequential([
+        keras.Input(batch_shape=(KERNEL_BATCH, KERNEL_T, KERNEL_FEATURES)), rnn,
+        keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    rng = np.random.default_rng(KERNEL_T)
+    x = rng.standard_normal((KERNEL_BATCH, KERNEL_T, KERNEL_FEATURES), dtype="float32")
+    y = rng.standard_normal((KERNEL_BATCH, KERNEL_T, 1), dtype="float32")
+    return model, x, y
+
+
+def kernel_timing_worker(repeats, seconds, families):
+    import keras
+    import numpy
+
+    from keras_tbptt.layers import fused_kernels
+
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(1)
+    calls = {"n": 0}
+
+    def counting(kernel):
+        def counted(*args):
+            calls["n"] += 1
+            return kernel(*args)
+        return counted
+
+    for name in ("tensorflow_lstm", "torch_lstm", "torch_gru"):
+        setattr(fused_kernels, name, counting(getattr(fused_kernels, name)))
+    result = {"versions": {"python": platform.python_version(), "numpy": numpy.__version__,
+                           "keras": keras.__version__,
+                           backend: __import__(backend).__version__},
+              "step_s": {}, "kernel_calls": {}, "first_loss": {}}
+    for family in families:
+        models, n = {}, {}
+        for variant in KERNEL_TIMED:
+            keras.utils.set_random_seed(0)
+            models[variant] = build_kernel_model(family, variant)
+            calls["n"] = 0
+            model, x, y = models[variant]
+            result["first_loss"][f"{family}/{variant}"] = float(model.train_on_batch(x, y))
+            time_steps(*models[variant], 1)  # tracing
+            result["kernel_calls"][f"{family}/{variant}"] = calls["n"]
+            n[variant] = min(40, max(2, math.ceil(seconds / time_steps(*models[variant], 2))))
+        for variant in KERNEL_TIMED:  # one untimed interleaved round
+            time_steps(*models[variant], n[variant])
+        steps = {variant: [] for variant in KERNEL_TIMED}
+        for r in range(repeats):
+            shift = r % len(KERNEL_TIMED)
+            for variant in KERNEL_TIMED[shift:] + KERNEL_TIMED[:shift]:
+                steps[variant].append(time_steps(*models[variant], n[variant]))
+        print(f"[{backend}] {family}: median step "
+              + ", ".join(f"{k} {statistics.median(v) * 1e3:.1f} ms" for k, v in steps.items()),
+              file=sys.stderr, flush=True)
+        result["step_s"][family] = steps
+        del models
+        keras.backend.clear_session()
+    return result
+
+
+def run_kernels(args):
+    env = {**ONE_THREAD, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    backends = []
+    for backend, families in KERNEL_BACKENDS.items():
+        timing = run_worker(__file__, backend, "kernels", args.repeats, args.seconds,
+                            ",".join(families), env=env)
+        rows, ratios = [], {}
+        for family in families:
+            steps = timing["step_s"][family]
+            rows += [{"family": family, "layer": variant, "step_s": steps[variant],
+                      "median_step_s": statistics.median(steps[variant]),
+                      "throughput": KERNEL_BATCH * KERNEL_T / statistics.median(steps[variant]),
+                      "kernel_calls": timing["kernel_calls"][f"{family}/{variant}"],
+                      "first_loss": timing["first_loss"][f"{family}/{variant}"]}
+                     for variant in KERNEL_TIMED]
+            ratios[family] = {"keras_over_keras": paired(steps, "keras", "keras_again"),
+                              "today_over_fused": paired(steps, "today", "fused"),
+                              "keras_over_fused": paired(steps, "keras", "fused"),
+                              "today_k2_over_fused_k2": paired(steps, "today_k2", "fused_k2"),
+                              "keras_over_fused_k2": paired(steps, "keras", "fused_k2")}
+        backends.append({"backend": backend, "versions": timing["versions"], "rows": rows,
+                         "ratios": ratios})
+    return backends
+
+
+def kernels_markdown(r):
+    c = r["config"]
+    v = {k: val for b in r["backends"] for k, val in b["versions"].items()}
+    lines = [
+        "# Fused CPU kernels of TBPTTLSTM and TBPTTGRU vs today's path and the Keras layers",
+        "",
+        f"- Date: {r['date']}; machine: {r['machine']}; load average at the start "
+        f"{r['load_average']}; run time {r['run_seconds']:.0f} s",
+        "- Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()), "",
+        f"Model `Input(batch_shape=({KERNEL_BATCH}, {KERNEL_T}, {KERNEL_FEATURES}))` -> "
+        f"layer({KERNEL_UNITS}, return_sequences=True) -> `Dense(1)`, Adam, mse, "
+        "`train_on_batch` (forward and backward) on one fixed random batch, one core, one "
+        f"thread. Step time: median of {c['repeats']} interleaved rounds (order rotating) of "
+        f"n consecutive steps (~{c['seconds']} s) after untimed warm-up steps and an "
+        "untimed round; ratios are medians over rounds of the ratio within a round. "
+        "Today's path: the layer with the fused kernels patched out (Keras' own "
+        "`inner_loop`: TensorFlow's `while_loop` of steps, torch's Python loop). Kernels: "
+        "TensorFlow BlockLSTM (LSTM; TensorFlow has no sequence GRU kernel, so its GRU is "
+        "unchanged and not timed), torch `_VF.lstm` / `_VF.gru`; JAX has none. "
+        "Kernel calls: calls of the fused kernel functions while the model's first steps "
+        "were traced or run (0 on today's path and for Keras' layers).", "",
+    ]
+    for b in r["backends"]:
+        lines += [f"## {b['backend']}", "",
+                  "| layer | step (ms) | throughput (timesteps/s) | kernel calls | "
+                  "first loss |", "|---|---:|---:|---:|---:|"]
+        for row in b["rows"]:
+            keras_name, ours = KERNEL_FAMILIES[row["family"]]
+            name = KERNEL_NAMES[row["layer"]].format(keras=keras_name, ours=ours)
+            lines.append(f"| `{name}` | {row['median_step_s'] * 1e3:.1f} | "
+                         f"{row['throughput']:,.0f} | {row['kernel_calls']} | "
+                         f"{row['first_loss']:.6f} |")
+        lines += ["", "| layer | Keras/Keras (A/A control) | today/fused | Keras/fused | "
+                  f"today/fused (k2={KERNEL_K2}) | Keras/fused (k2={KERNEL_K2}) |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {KERNEL_FAMILIES[family][1]} | {q['keras_over_keras']:.3f} | "
+                  f"{q['today_over_fused']:.2f}x | {q['keras_over_fused']:.2f}x | "
+                  f"{q['today_k2_over_fused_k2']:.2f}x | {q['keras_over_fused_k2']:.2f}x |"
+                  for family, q in b["ratios"].items()]
+        lines.append("")
+    return "\n".join(lines + [""])
+
+
+def kernels_main(args):
+    if args.quick:
+        args.repeats, args.seconds = 2, 0.02
+    started = time.perf_counter()
+    results = {**header(),
+               "config": {"batch": KERNEL_BATCH, "timesteps": KERNEL_T,
+                          "features": KERNEL_FEATURES, "units": KERNEL_UNITS,
+                          "truncate_gradient": KERNEL_K2, "repeats": args.repeats,
+                          "seconds": args.seconds, "one_core": True},
+               "backends": run_kernels(args)}
+    results["run_seconds"] = time.perf_counter() - started
+    report = kernels_markdown(results)
+    print(report)
+    if not args.quick:
+        write_results("bench_tbptt_layers_kernels", results, report)
+
+
 # Parent side.
 def paired(steps, a, b):
     """The median over rounds of `a`'s step time over `b`'s in the same round
@@ -307,11 +508,16 @@ def main(argv=None):
     parser.add_argument("--all-cores", action="store_true",
                         help="time with Keras' default threads on every core (noisier)")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--kernels", action="store_true",
+                        help="time the fused CPU kernels (TensorFlow and torch) instead")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:  # "timing CORES REPEATS SECONDS FAMILIES T..." or "memory FAMILY T VARIANT"
-        mode, *rest = args.worker
-        if mode == "timing":
+    if args.worker:  # "timing CORES REPEATS SECONDS FAMILIES T...", "memory FAMILY T VARIANT"
+        mode, *rest = args.worker  # or "kernels REPEATS SECONDS FAMILIES"
+        if mode == "kernels":
+            pin_to_one_core()
+            result = kernel_timing_worker(int(rest[0]), float(rest[1]), rest[2].split(","))
+        elif mode == "timing":
             cores, *rest = rest
             if cores == "one":
                 pin_to_one_core()
@@ -320,6 +526,9 @@ def main(argv=None):
         else:
             result = memory_worker(rest[0], rest[2], int(rest[1]))
         print(json.dumps(result))
+        return
+    if args.kernels:
+        kernels_main(args)
         return
     args.timesteps, args.families = [100, 500], list(FAMILIES)
     if args.quick:

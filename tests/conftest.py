@@ -101,6 +101,31 @@ def value_and_grads(layer, x, loss_fn):
     return float(loss.detach()), grads[:-1], grads[-1]
 
 
+def stop_gradient_pass(rnn, x, k2, initial_state=None, training=False):
+    """Theano's truncation spelled out: `rnn` (a Keras recurrent layer
+    built with `return_state=True`) over the first processed steps under
+    stop_gradient, then over the last `k2` from their states.
+
+    Returns `[output, *states]` as `rnn` returns them, the states those
+    after the last step.
+    """
+    from keras import ops, tree
+
+    steps = x.shape[1]
+    if rnn.go_backwards:  # processing starts from the end of the input
+        early, late = x[:, k2:], x[:, :k2]
+    else:
+        early, late = x[:, : steps - k2], x[:, steps - k2 :]
+    early_out, *states = rnn(early, initial_state=initial_state, training=training)
+    late_out, *states = rnn(
+        late, initial_state=tree.map_structure(ops.stop_gradient, states),
+        training=training,
+    )
+    if rnn.return_sequences:
+        late_out = ops.concatenate([ops.stop_gradient(early_out), late_out], axis=1)
+    return [late_out, *states]
+
+
 def unit_weights(plan, weights=None):
     """`plan.sample_weight` (or `weights` of the plan) as 0/1.
 

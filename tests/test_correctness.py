@@ -12,7 +12,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import keras_tbptt as kt  # noqa: E402
-from conftest import to_numpy, value_and_grads  # noqa: E402
+from conftest import stop_gradient_pass, to_numpy, value_and_grads  # noqa: E402
 
 pytestmark = pytest.mark.keras
 ops = keras.ops
@@ -109,19 +109,7 @@ class StopGradientReference(keras.layers.Layer):
         self.built = True  # the wrapped LSTM is built already
 
     def call(self, x, training=False):
-        lstm, k2 = self.lstm, self.k2
-        if lstm.go_backwards:  # processing starts from the end of the input
-            early, late = x[:, k2:], x[:, :k2]
-        else:
-            early, late = x[:, : T - k2], x[:, T - k2 :]
-        early_out, h, c = lstm(early, training=training)
-        late_out, _, _ = lstm(
-            late, initial_state=[ops.stop_gradient(h), ops.stop_gradient(c)],
-            training=training,
-        )
-        if not lstm.return_sequences:
-            return late_out
-        return ops.concatenate([ops.stop_gradient(early_out), late_out], axis=1)
+        return stop_gradient_pass(self.lstm, x, self.k2, training=training)[0]
 
 
 @pytest.mark.parametrize("k2", [1, 5, 11])

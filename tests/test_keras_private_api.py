@@ -189,3 +189,38 @@ def test_the_loss_tracker_and_the_jax_metrics_update_are_what_fit_reports():
         variables = [v.value for v in model.metrics_variables]
         logs, new = model._update_metrics_variables(variables, 3.0, data, data, y_pred, None)
         assert set(logs) == {"loss"} and len(new) == len(variables)
+
+
+def test_tensorflow_says_when_a_graph_compiles_to_xla():
+    # layers/fused_kernels.py: BlockLSTM has no XLA kernel, so a graph that
+    # compiles to XLA (jit_compile=True) takes Keras' loop.
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("a TensorFlow graph")
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    seen = []
+
+    def probe(x):
+        seen.append(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
+        return x
+
+    tf.function(probe, jit_compile=True)(tf.ones(1))
+    tf.function(probe)(tf.ones(1))
+    assert seen == [True, False]
+
+
+def test_torch_has_functional_rnn_kernels():
+    # layers/fused_kernels.py: torch._VF.lstm and torch._VF.gru, with the
+    # arguments Keras' torch backend passes them on CUDA.
+    if keras.backend.backend() != "torch":
+        pytest.skip("torch's kernels")
+    import torch
+
+    x, h = torch.ones(2, 3, 1), torch.zeros(1, 2, 4)
+    lstm = [torch.ones(16, 1), torch.ones(16, 4), torch.zeros(16), torch.zeros(16)]
+    gru = [torch.ones(12, 1), torch.ones(12, 4), torch.zeros(12), torch.zeros(12)]
+    outputs, h_n, c_n = torch._VF.lstm(x, (h, h), lstm, True, 1, 0.0, False, False, True)
+    assert tuple(outputs.shape) == (2, 3, 4) and tuple(c_n.shape) == (1, 2, 4)
+    outputs, h_n = torch._VF.gru(x, h, gru, True, 1, 0.0, False, False, True)
+    assert tuple(outputs.shape) == (2, 3, 4) and tuple(h_n.shape) == (1, 2, 4)

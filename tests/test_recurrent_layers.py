@@ -20,7 +20,8 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import keras_tbptt as kt  # noqa: E402
-from conftest import executable_steps, to_numpy, value_and_grads  # noqa: E402
+from keras_tbptt.layers import fused_kernels  # noqa: E402
+from conftest import executable_steps, stop_gradient_pass, to_numpy, value_and_grads  # noqa: E402
 
 pytestmark = pytest.mark.keras
 ops = keras.ops
@@ -240,19 +241,7 @@ class StopGradientReference(keras.layers.Layer):
         self.built = True  # the wrapped layer is built already
 
     def call(self, x, training=False):
-        rnn, k2 = self.rnn, self.k2
-        if rnn.go_backwards:  # processing starts from the end of the input
-            early, late = x[:, k2:], x[:, :k2]
-        else:
-            early, late = x[:, : T - k2], x[:, T - k2 :]
-        early_out, *states = rnn(early, training=training)
-        late_out, *_ = rnn(
-            late, initial_state=tree.map_structure(ops.stop_gradient, states),
-            training=training,
-        )
-        if not rnn.return_sequences:
-            return late_out
-        return ops.concatenate([ops.stop_gradient(early_out), late_out], axis=1)
+        return stop_gradient_pass(self.rnn, x, self.k2, training=training)[0]
 
 
 TRUNCATIONS = [(1, False, True), (5, False, True), (5, True, True), (5, False, False),
@@ -522,9 +511,11 @@ def test_bidirectional_of_an_untruncated_gru_may_still_fuse():
 @pytest.fixture(params=["device", "gpu_stand_in"])
 def gru_kernel_calls(request, monkeypatch):
     """Counts the calls of Keras' fused GRU kernel (`backend.gru`) that
-    return (rather than refuse). "gpu_stand_in": under JAX, Keras' GPU path
-    on CPU (`_is_gpu_available` patched to True, as for the LSTM): JAX has
-    no fused GRU, so the same `lax.scan` kernel runs there."""
+    return (rather than refuse), and of torch's `_VF.gru`, which serves the
+    pieces on CPU under torch instead (`layers/fused_kernels.py`).
+    "gpu_stand_in": under JAX, Keras' GPU path on CPU (`_is_gpu_available`
+    patched to True, as for the LSTM): JAX has no fused GRU, so the same
+    `lax.scan` kernel runs there."""
     backend_module = importlib.import_module("keras.src.backend")
     if request.param == "gpu_stand_in":
         if BACKEND != "jax":
@@ -540,14 +531,21 @@ def gru_kernel_calls(request, monkeypatch):
         return out
 
     monkeypatch.setattr(backend_module, "gru", counting)
+    torch_gru = fused_kernels.torch_gru
+
+    def counting_torch(*args):
+        calls["gru"] += 1
+        return torch_gru(*args)
+
+    monkeypatch.setattr(fused_kernels, "torch_gru", counting_torch)
     return calls
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_gru_pieces_run_on_the_fused_kernel(gru_kernel_calls, go_backwards, rng):
     """Under JAX and torch (CPU) Keras runs a GRU with reset_after=True on
-    its fused kernel; each piece of a truncated TBPTTGRU does too, with the
-    truncation intact. TensorFlow's kernel is cuDNN only: on CPU each piece
+    its fused kernel; each piece of a truncated TBPTTGRU does too (torch's
+    `_VF.gru` under torch), with the truncation intact. TensorFlow's kernel is cuDNN only: on CPU each piece
     takes the generic loop."""
     x = rng.normal(size=(2, 12, FEATURES)).astype("float32")
     reference, layer = twins("gru", x.shape, truncate_gradient=3, state_step=5,

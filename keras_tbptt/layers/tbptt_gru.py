@@ -24,16 +24,20 @@ class TBPTTGRU(TruncatedRNN, keras.layers.GRU):
     The time axis is cut in two (three with `state_step`) and each piece
     runs on the kernel Keras picks for a GRU: cuDNN on GPU under TensorFlow
     and torch, Keras' precomputed-projection loop under JAX (which has no
-    fused GRU: a `lax.scan` on every device) and torch on CPU, for
-    `reset_after=True` without a mask; the generic loop otherwise. The
-    truncated piece runs under `stop_gradient`. Outputs and states do not
-    depend on where the time axis is cut, masks included.
+    fused GRU: a `lax.scan` on every device), for `reset_after=True`
+    without a mask; the generic loop otherwise. On CPU under torch each
+    piece (the uncut axis too) runs on torch's fused `_VF.gru` instead, for
+    `reset_after=True`, tanh/sigmoid, no mask, no `recurrent_dropout`, no
+    `unroll` and `use_cudnn="auto"`; TensorFlow has no fused GRU sequence
+    kernel. The truncated piece runs under `stop_gradient`. Outputs and
+    states do not depend on where the time axis is cut, masks included.
     `keras.layers.Bidirectional` of a truncated layer runs each direction
     as its own layer (never on torch's fused bidirectional GRU, which
     would drop the truncation).
 
     With `truncate_gradient=None` and `state_step=None` the layer is
-    exactly `keras.layers.GRU`: same weights, outputs and gradients;
+    exactly `keras.layers.GRU`: same weights, outputs and gradients (to
+    float32 rounding on the fused CPU kernel);
     `layer.weights` lists the tracked states after the kernels.
 
     Args:

@@ -23,9 +23,13 @@ class TBPTTLSTM(TruncatedRNN, keras.layers.LSTM):
     but the gradient flows back through the last `k2` processed steps only
     (the first `k2` input steps when `go_backwards=True`): earlier steps,
     their outputs and the incoming state get no gradient. The time axis is
-    cut in two and each part runs on the backend's fused LSTM kernel (cuDNN
-    on GPU where the backend has it); the truncated part runs under
-    `stop_gradient`, so it costs a forward pass only.
+    cut in two and each part runs on the backend's fused LSTM kernel: cuDNN
+    on GPU where the backend has it, and on CPU TensorFlow's `BlockLSTM`
+    or torch's `_VF.lstm` (the uncut axis too); masks, activations other
+    than tanh/sigmoid, `recurrent_dropout`, `unroll`, `use_cudnn=False`
+    and XLA (`jit_compile=True`) take Keras' own loop instead. The
+    truncated part runs under `stop_gradient`, so it costs a forward pass
+    only.
 
     The outputs and states do not depend on where the time axis is cut:
     masks (left or right padding, gaps) give what one uninterrupted pass
@@ -35,7 +39,8 @@ class TBPTTLSTM(TruncatedRNN, keras.layers.LSTM):
     direction is truncated.
 
     With `truncate_gradient=None` and `state_step=None` the layer is exactly
-    `keras.layers.LSTM`: same weights, outputs and gradients. (One
+    `keras.layers.LSTM`: same weights, outputs and gradients (to float32
+    rounding on a fused CPU kernel). (One
     exception, a Keras bug: with `go_backwards=True` and
     `return_sequences=True` Keras' JAX cuDNN kernel returns the sequence in
     input order; this layer returns processing order on every kernel.)

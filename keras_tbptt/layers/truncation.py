@@ -7,8 +7,9 @@ One implementation of the cutting of the time axis (`truncate_gradient`,
 class followed by the Keras layer it truncates, e.g.
 `class TBPTTGRU(TruncatedRNN, keras.layers.GRU)`: each piece of the cut
 time axis runs on that layer's own `inner_loop` (the backend's fused or
-cuDNN kernel where Keras uses one), so the layer-specific part is a
-constructor and a docstring.
+cuDNN kernel where Keras uses one) or, on CPU, on the backend's fused
+LSTM/GRU sequence kernel (`fused_kernels.py`), so the layer-specific part
+is a constructor and a docstring.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from keras.src.utils.tracking import DotNotTrackScope
 
 from keras_tbptt.core.validation import check_int
 from keras_tbptt.layers.flags_context import current_reset_flags
+from keras_tbptt.layers.fused_kernels import fused_inner_loop
 
 
 class TruncatedRNN(keras.layers.RNN):
@@ -252,6 +254,10 @@ class TruncatedRNN(keras.layers.RNN):
                                pieces=False):
         """The Keras layer's `inner_loop`, outputs in processing order.
 
+        On CPU an LSTM (TensorFlow, torch) or GRU (torch) piece runs on the
+        backend's fused sequence kernel where it computes the same thing
+        (`fused_kernels.py`), else on Keras' own path.
+
         With `go_backwards`, Keras' JAX fused LSTM kernel (GPU) returns the
         output sequence in input order, every other kernel in processing
         order (as documented): under JAX the input is reversed here and run
@@ -260,6 +266,9 @@ class TruncatedRNN(keras.layers.RNN):
         that each row is right-padded and not fully masked, which the pieces
         of a valid mask need not be.
         """
+        fused = fused_inner_loop(self, sequences, initial_state, mask, training)
+        if fused is not None:  # the backend's fused CPU kernel (LSTM, GRU)
+            return fused
         backend = keras.backend.backend()
         if pieces and mask is not None and backend == "tensorflow":
             return keras.layers.RNN.inner_loop(self, sequences, initial_state, mask, training)
