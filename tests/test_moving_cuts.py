@@ -163,3 +163,118 @@ def test_batch_offsets_outside_the_chunk_are_refused(offset):
     fixed = kt.naive_split(encoded([16]), T)
     with pytest.raises(ValueError, match="offsets='fixed'"):
         fixed.batch(0, offset=1)
+
+
+# ---------------------------------------------------------------------------
+# Keras side: the hold
+keras_marked = pytest.mark.keras
+LAYERS = {"TBPTTLSTM": "LSTM", "TBPTTGRU": "GRU"}
+
+
+def _keras():
+    return pytest.importorskip("keras")
+
+
+def reference_layer(name, weights, features, **kwargs):
+    """Keras' own (untruncated) layer with `weights`, stateless."""
+    keras = _keras()
+    layer = getattr(keras.layers, LAYERS[name])(3, return_sequences=True, **kwargs)
+    layer.build((None, None, features))
+    layer.set_weights(weights)
+    return layer
+
+
+@keras_marked
+@pytest.mark.parametrize("name", LAYERS)
+def test_a_held_row_computes_the_unpadded_sequence_from_zero_state(name):
+    """Two batches of 3 rows: row 0 held 3 steps then carried, row 1 reset
+    without a hold then carried, row 2 held 7 steps (one real step), then
+    reset again and held 2: each row's real steps give Keras' layer on the
+    unpadded sequence, its held steps output zeros, and the final states
+    are the reference's."""
+    keras = _keras()
+    from conftest import to_numpy
+
+    rng = np.random.default_rng(3)
+    x = [rng.normal(size=(3, T, 2)).astype("float32") for _ in range(2)]
+    flags = [np.array([4.0, 1.0, 8.0], "float32"), np.array([0.0, 0.0, 3.0], "float32")]
+    for batch, f in zip(x, flags):  # front padding is zeros, as a plan's
+        for row, flag in enumerate(f):
+            batch[row, : max(int(flag) - 1, 0)] = 0
+    layer = getattr(kt, name)(3, stateful=True, return_sequences=True)
+    inner = keras.Sequential([keras.Input(batch_shape=(3, T, 2)), layer])
+    # Random biases too: from a zero state, zero inputs keep an LSTM or GRU
+    # with zero biases at zero, which would hide a state that moves.
+    kernels = layer.get_weights()[: -len(keras.tree.flatten(layer.states))]
+    weights = [rng.normal(size=w.shape).astype("float32") for w in kernels]
+    layer.set_weights(weights + [np.ones(tuple(s.shape), "float32") for s in keras.tree.flatten(layer.states)])
+    model = kt.with_reset_flags(inner)
+    outputs = [to_numpy(model.predict_on_batch([b, f])) for b, f in zip(x, flags)]
+    states = [to_numpy(s) for s in keras.tree.flatten(layer.states)]
+    reference = reference_layer(name, weights, 2, return_state=True)
+    sequences = {  # row -> (unpadded steps, where they sit in the outputs)
+        0: (np.concatenate([x[0][0, 3:], x[1][0]]), [(0, 3), (1, 0)]),
+        1: (np.concatenate([x[0][1], x[1][1]]), [(0, 0), (1, 0)]),
+        2: (x[1][2, 2:], [(1, 2)]),
+    }
+    single = to_numpy(reference(x[0][2:3, 7:])[0])[0]
+    np.testing.assert_allclose(outputs[0][2, 7:], single, atol=1e-5)
+    assert (outputs[0][2, :7] == 0).all() and (outputs[1][2, :2] == 0).all()
+    assert (outputs[0][0, :3] == 0).all()
+    for row, (steps, places) in sequences.items():
+        out, *final = (to_numpy(t)[0] for t in reference(steps[None]))
+        got = np.concatenate([outputs[b][row, start:] for b, start in places])
+        np.testing.assert_allclose(got, out, atol=1e-5)
+        for state, expected in zip(states, final):
+            np.testing.assert_allclose(state[row], expected, atol=1e-5)
+
+
+@keras_marked
+@pytest.mark.parametrize("name", LAYERS)
+def test_the_gradient_of_held_rows_is_the_unpadded_sequences(name):
+    keras = _keras()
+    from conftest import value_and_grads
+
+    rng = np.random.default_rng(5)
+    holds = [3, 0, 6]
+    x = rng.normal(size=(3, T, 2)).astype("float32")
+    for row, hold in enumerate(holds):
+        x[row, :hold] = 0
+    weight = (np.arange(T)[None, :] >= np.array(holds)[:, None]).astype("float32")
+    target = rng.normal(size=(3, T, 3)).astype("float32")
+
+    class Held(keras.layers.Layer):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def call(self, inputs, training=False):
+            flags = keras.ops.convert_to_tensor(np.array(holds, "float32") + 1)
+            return self.inner(inputs, resets=flags, training=training)
+
+    layer = getattr(kt, name)(3, return_sequences=True)
+    held = Held(layer)
+    held(x)
+    weights = [rng.normal(size=w.shape).astype("float32") for w in layer.get_weights()]
+    layer.set_weights(weights)
+    ops = keras.ops
+
+    def loss(outputs):
+        error = ops.square(outputs - ops.convert_to_tensor(target))
+        return ops.sum(error * ops.convert_to_tensor(weight[..., None]))
+
+    value, grads, dx = value_and_grads(held, x, loss)
+    reference = reference_layer(name, weights, 2)
+    expected_value, expected = 0.0, [np.zeros_like(g) for g in grads]
+    for row, hold in enumerate(holds):
+        def row_loss(outputs, row=row, hold=hold):
+            return ops.sum(ops.square(outputs - ops.convert_to_tensor(target[row:row + 1, hold:])))
+
+        v, g, _ = value_and_grads(reference, x[row:row + 1, hold:], row_loss)
+        expected_value += v
+        expected = [e + gi for e, gi in zip(expected, g)]
+    assert value == pytest.approx(expected_value, rel=1e-5)
+    for got, want in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # The held steps' inputs reach nothing.
+    assert all((dx[row, :hold] == 0).all() for row, hold in enumerate(holds))
