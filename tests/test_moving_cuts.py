@@ -278,3 +278,124 @@ def test_the_gradient_of_held_rows_is_the_unpadded_sequences(name):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     # The held steps' inputs reach nothing.
     assert all((dx[row, :hold] == 0).all() for row, hold in enumerate(holds))
+
+
+# ---------------------------------------------------------------------------
+# Keras side: fit
+
+
+def ragged_plan(seed=11):
+    rng = np.random.default_rng(1)
+    series = [rng.normal(size=(n, 2)).astype("float32") for n in (37, 16, 29)]
+    targets = [rng.normal(size=(n, 3)).astype("float32") for n in (37, 16, 29)]
+    plan = kt.naive_split(
+        series, T, targets, batch_size=2, remainder="pad", offsets="random", seed=seed
+    )
+    return plan, series, targets
+
+
+def flag_model(plan, weights, learning_rate):
+    keras = _keras()
+    layer = kt.TBPTTLSTM(3, stateful=True, return_sequences=True)
+    inner = keras.Sequential([keras.Input(batch_shape=(plan.batch_size, T, 2)), layer])
+    layer.set_weights(weights + layer.get_weights()[len(weights):])
+    model = kt.with_reset_flags(inner)
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss="mse")
+    return model, layer
+
+
+def lstm_weights():
+    rng = np.random.default_rng(2)
+    shapes = [(2, 12), (3, 12), (12,)]
+    return [rng.normal(scale=0.7, size=s).astype("float32") for s in shapes]
+
+
+@keras_marked
+def test_every_epoch_reports_the_full_pass_loss_and_evaluate_reads_offset_0():
+    """With the weights frozen, each epoch (at its own offset) reports the
+    mean loss over the real steps of one uninterrupted pass of Keras' LSTM
+    over each series: the hold hides the front padding, and the weights the
+    end padding; `predict` and `unsplit` give that pass's outputs."""
+    keras = _keras()
+    from conftest import to_numpy
+
+    plan, series, targets = ragged_plan()
+    weights = lstm_weights()
+    reference = reference_layer("TBPTTLSTM", weights, 2)
+    outputs = [to_numpy(reference(s[None]))[0] for s in series]
+    expected = np.mean(np.concatenate(
+        [np.mean((o - t) ** 2, axis=-1) for o, t in zip(outputs, targets)]
+    ))
+    model, _ = flag_model(plan, weights, 0.0)
+    data = plan.dataset()
+    history = model.fit(data, epochs=3, shuffle=False, verbose=0)
+    assert len(set(data.offsets[:3])) > 1  # the cuts did move
+    np.testing.assert_allclose(history.history["loss"], [expected] * 3, rtol=1e-5)
+    assert model.evaluate(data, verbose=0) == pytest.approx(expected, rel=1e-5)
+    predicted = plan.unsplit(model.predict(data, verbose=0))
+    for got, want in zip(predicted, outputs, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    assert len(data.offsets) == 4  # evaluate and predict drew none
+
+
+@keras_marked
+def test_fit_trains_each_epoch_on_that_epochs_layout():
+    """Three epochs of SGD: the weights equal those of a hand-written loop
+    over `plan.batch(i, offset=offsets[e])` with flags `1 + offsets[e]`, the
+    offsets being numpy's draws from the plan's seed."""
+    plan, _, _ = ragged_plan(seed=5)
+    weights = lstm_weights()
+    model, layer = flag_model(plan, weights, 0.1)
+    data = plan.dataset()
+    model.fit(data, epochs=3, shuffle=False, verbose=0)
+    drawn = np.random.default_rng(5).integers(T, size=4).tolist()
+    assert data.offsets == drawn and plan.dataset().offsets == drawn[:1]
+    by_hand, hand_layer = flag_model(plan, weights, 0.1)
+    flags = plan.reset_flags.reshape(len(plan), plan.batch_size)
+    for offset in drawn[:3]:
+        for index in range(len(plan)):
+            x, y, weight = plan.batch(index, offset=offset)
+            by_hand.train_on_batch([x, flags[index] * (1 + offset)], y, sample_weight=weight)
+    for got, want in zip(layer.get_weights(), hand_layer.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    # ... and not those of the fixed cuts (offset 0 every epoch).
+    fixed, fixed_layer = flag_model(plan, weights, 0.1)
+    for _ in range(3):
+        for index in range(len(plan)):
+            x, y, weight = plan.batch(index)
+            fixed.train_on_batch([x, flags[index]], y, sample_weight=weight)
+    assert not np.allclose(layer.get_weights()[0], fixed_layer.get_weights()[0], atol=1e-4)
+
+
+@keras_marked
+@pytest.mark.parametrize("how", ["callbacks", "no_flags", "not_wrapped", "masked", "own_validation"])
+def test_moving_cuts_refuse_what_cannot_hold(how):
+    keras = _keras()
+    plan, _, _ = ragged_plan()
+    if how == "callbacks":
+        with pytest.raises(ValueError, match="offsets.*callbacks"):
+            plan.callbacks()
+        return
+    if how == "no_flags":
+        with pytest.raises(ValueError, match="reset_flags=False"):
+            plan.dataset(reset_flags=False)
+        return
+    data = plan.dataset()
+    if how == "not_wrapped":
+        model = keras.Sequential([
+            keras.Input(batch_shape=(2, T, 2)),
+            kt.TBPTTLSTM(3, stateful=True, return_sequences=True),
+        ])
+        match = "with_reset_flags"
+    else:
+        inner = keras.Sequential([
+            keras.Input(batch_shape=(2, T, 2)),
+            *([keras.layers.Masking()] if how == "masked" else []),
+            kt.TBPTTLSTM(3, stateful=True, return_sequences=True),
+        ])
+        model = kt.with_reset_flags(inner)
+        match = "offsets"
+    model.compile(loss="mse")
+    validation = data if how == "own_validation" else None
+    with pytest.raises(ValueError, match=match):
+        model.fit(data, validation_data=validation, shuffle=False, verbose=0)
