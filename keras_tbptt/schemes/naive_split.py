@@ -198,6 +198,19 @@ def naive_split(
     ... )
     >>> len(plan), round(plan.fill_ratio, 2), len(packed), round(packed.fill_ratio, 2)
     (67, 0.51, 38, 0.9)
+
+    Moving cuts: one series of 16 steps in chunks of 8 has room for a third
+    chunk; at offset 3 the series starts 3 steps into the first.
+
+    >>> series = np.arange(1.0, 17.0)
+    >>> plan = keras_tbptt.naive_split(series, 8, series, offsets="random", seed=0)
+    >>> len(plan), plan.dataset().offsets  # epoch 0's offset, drawn from the seed
+    (3, [6])
+    >>> for i in range(len(plan)):
+    ...     print(plan.batch(i, offset=3)[0][0, :, 0].astype(int).tolist())
+    [0, 0, 0, 1, 2, 3, 4, 5]
+    [6, 7, 8, 9, 10, 11, 12, 13]
+    [14, 15, 16, 0, 0, 0, 0, 0]
     """
     validate_layout_args(batch_size, streams, remainder, pack)
     check_offsets(offsets, seed, pack=pack, per_sequence=False)

@@ -423,8 +423,8 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         self._settings_for[iterator] = (bool(local["shuffle"]), method == "predict", training)
 
     def _settings(self):
-        """`(shuffle, inputs_only, training)` for the Keras epoch iterator
-        calling (`training`: it reads `fit`'s training data)."""
+        """`(shuffle, inputs_only)` for the Keras epoch iterator calling; a
+        third item: whether it reads `fit`'s training data."""
         iterator = reading_epoch_iterator(self)
         try:
             return self._settings_for.get(iterator, (False, False, False))
@@ -432,8 +432,8 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
             return False, False, False
 
     def _iterate(self):
-        shuffle, inputs_only, training = self._settings()
-        if training and self._moving is not None:
+        shuffle, inputs_only, *training = self._settings()
+        if training == [True] and self._moving is not None:
             return self._moving.in_order()
         return self._shuffled() if shuffle else self._in_order(inputs_only)
 
@@ -455,8 +455,8 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         # A shuffled epoch (stateless plans only: a stateful plan's shuffle
         # is refused when Keras wraps the dataset) permutes the batch
         # indices in the graph; no Python generator runs inside tf.data.
-        shuffle, inputs_only, training = self._settings()
-        if training and self._moving is not None:
+        shuffle, inputs_only, *training = self._settings()
+        if training == [True] and self._moving is not None:
             return self._moving.tf_dataset(tf)
         key = (inputs_only, shuffle)
         if key not in self._tf_datasets:
