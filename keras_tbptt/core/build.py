@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 
 from keras_tbptt.core.layout import build_layout
+from keras_tbptt.core.moving_cuts import check_offsets, with_room
 from keras_tbptt.core.plan import SplitPlan
 from keras_tbptt.core.validation import check_choice, check_int
 
@@ -122,11 +123,19 @@ def make_plan(
     segments=None,
     sample_segments=None,
     pack=False,
+    offsets="fixed",
+    seed=None,
 ):
     """Build a SplitPlan; `sample_segments(segments, share)` resamples rows
     (random windows) when the plan is split for validation; `pack` packs the
-    rows into `batch_size` lanes (`validation_split` keeps it)."""
+    rows into `batch_size` lanes (`validation_split` keeps it); `offsets`
+    `"random"` gives every row room to move (`core/moving_cuts.py`; the
+    validation part of `validation_split` is fixed: it runs at offset 0)."""
     check_pack(pack, batch_size, stateful)
+    check_offsets(
+        offsets, seed, pack=pack,
+        per_sequence=targets is not None and not targets.per_step,
+    )
     if streams > 1 and targets is not None and not targets.per_step:
         raise ValueError(
             f"`streams`={streams} cannot be combined with per-sequence targets: "
@@ -137,7 +146,7 @@ def make_plan(
         n = panel.n_series
         segments = (np.arange(n), np.zeros(n, np.int64), panel.lengths)
 
-    def rebuild(new_segments, share):
+    def rebuild(new_segments, share, moving=offsets == "random"):
         rows = new_segments
         if sample_segments is not None:
             rows = sample_segments(new_segments, share)
@@ -154,6 +163,8 @@ def make_plan(
         )
         real = layout.row_series >= 0
         _warn_filler(layout, real)
+        if moving:
+            layout = with_room(layout)
         covered = (layout.row_windows - 1) * layout.hop + layout.timesteps
         if targets is not None and not targets.per_step and (
             covered[real] > layout.row_length[real]
@@ -174,6 +185,8 @@ def make_plan(
             segments=new_segments,
             rebuild=rebuild,
             layer_kwargs=layer_kwargs,
+            offsets="random" if moving else "fixed",
+            seed=seed if moving else None,
         )
 
     return rebuild(segments, 1.0)

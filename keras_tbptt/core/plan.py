@@ -11,6 +11,7 @@ import pandas as pd
 
 from keras_tbptt.core.batches import PlanBatches
 from keras_tbptt.core.layout import split_by_time
+from keras_tbptt.core.moving_cuts import moved_batch
 from keras_tbptt.core.unsplit import sample_positions, unsplit
 from keras_tbptt.core.validation import check_int
 
@@ -65,6 +66,9 @@ class SplitPlan:
             `None`.
         timesteps_from: for a `domain_split` plan, a few words on why
             `timesteps` has this length; else `None`.
+        offsets: `"random"` for cuts that move each training epoch
+            (`naive_split(offsets="random")`, see `dataset`), else `"fixed"`.
+        seed: the seed of the moving cuts' offsets (`None`: unseeded).
 
     Example:
 
@@ -94,6 +98,8 @@ class SplitPlan:
         segments: tuple[np.ndarray, np.ndarray, np.ndarray],
         rebuild: Callable[[tuple[np.ndarray, np.ndarray, np.ndarray], float], SplitPlan],
         layer_kwargs: dict[str, int] | None = None,
+        offsets: str = "fixed",
+        seed: int | None = None,
     ) -> None:
         self._panel = panel
         self._targets = targets
@@ -102,24 +108,14 @@ class SplitPlan:
         self._rebuild = rebuild
         self.scheme: str = scheme
         self.layer_kwargs: dict[str, int] = dict(layer_kwargs or {})
+        self.offsets, self.seed = offsets, seed
         self._batches = PlanBatches(panel, targets, layout)
 
-    # -- Layout facts --------------------------------------------------
-    @property
-    def batch_size(self) -> int:
-        return self._layout.batch_size
-
-    @property
-    def timesteps(self) -> int:
-        return self._layout.timesteps
-
-    @property
-    def stateful(self) -> bool:
-        return self._layout.stateful
-
-    @property
-    def n_series(self) -> int:
-        return self._panel.n_series
+    # -- Layout facts (documented in the class docstring) ---------------
+    batch_size = property(lambda self: self._layout.batch_size)
+    timesteps = property(lambda self: self._layout.timesteps)
+    stateful = property(lambda self: self._layout.stateful)
+    n_series = property(lambda self: self._panel.n_series)
 
     @property
     def n_features(self) -> int | None:
@@ -128,13 +124,10 @@ class SplitPlan:
             return None
         return self._panel.n_features
 
-    @property
-    def per_sequence_targets(self) -> bool:
-        return self._targets is not None and not self._targets.per_step
-
-    @property
-    def resets(self) -> np.ndarray:
-        return self._layout.resets()
+    per_sequence_targets = property(
+        lambda self: self._targets is not None and not self._targets.per_step
+    )
+    resets = property(lambda self: self._layout.resets())
 
     @property
     def packed(self) -> bool:
@@ -183,12 +176,9 @@ class SplitPlan:
     def __len__(self) -> int:
         return self._layout.n_batches
 
-    @property
-    def n_samples(self) -> int:
-        return len(self._sample_rows()[0])
+    n_samples = property(lambda self: len(self._sample_rows()[0]))
 
-    def _sample_rows(self):
-        """Row and window of every sample, in plan order (cached)."""
+    def _sample_rows(self):  # row and window of every sample, in plan order
         return self._batches.sample_cells
 
     def __repr__(self) -> str:
@@ -204,12 +194,18 @@ class SplitPlan:
         )
 
     # -- Batches -------------------------------------------------------
-    def batch(self, index: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def batch(
+        self, index: int, offset: int = 0
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Return batch `index` as `(x, y, sample_weight)` numpy arrays.
 
         `y` and `sample_weight` are `None` for a plan without targets. `x`
         (and `y`) are views of your data when the layout allows (equal
-        lengths, no padding or filler rows), else fresh arrays.
+        lengths, no padding or filler rows), else fresh arrays. `offset`
+        (`offsets="random"` plans, 0 to `timesteps - 1`): the batch of
+        the layout whose series start `offset` steps into their first chunk
+        (what a training epoch at that offset serves; its reset flags are
+        `1 + offset` where `reset_flags` is 1).
 
         Example:
 
@@ -226,7 +222,7 @@ class SplitPlan:
                 f"`index` must be < {len(self)} (the number of batches). "
                 f"Received: index={index}"
             )
-        return (self._batches.batch_x(index), *self._batches.batch_targets(index))
+        return moved_batch(self._batches, index, offset, self.offsets)
 
     @cached_property
     def weight_scale(self) -> float:
@@ -353,9 +349,7 @@ class SplitPlan:
         """
         return self._batches.stack(2)
 
-    @property
-    def positions(self) -> np.ndarray:
-        return sample_positions(self._batches)
+    positions = property(lambda self: sample_positions(self._batches))
 
     # -- Back to the original layout -----------------------------------
     def unsplit(
@@ -405,7 +399,8 @@ class SplitPlan:
         batch order and so breaks the layout.
 
         Returns:
-            `(train_plan, validation_plan)`.
+            `(train_plan, validation_plan)` (with `offsets="random"` the
+            validation plan's are fixed: validation runs at offset 0).
 
         Example:
 
@@ -419,7 +414,9 @@ class SplitPlan:
             self._segments, self._layout, fraction, self.per_sequence_targets
         )
         train = self._rebuild(train_segments, 1 - fraction)
-        validation = self._rebuild(validation_segments, fraction)
+        # Validation runs at offset 0: no room to move (moving cuts only).
+        fixed = {"moving": False} if self.offsets == "random" else {}
+        validation = self._rebuild(validation_segments, fraction, **fixed)
         for part in (train, validation):  # keep why timesteps was chosen
             part.suggestion, part.timesteps_from = self.suggestion, self.timesteps_from
         return train, validation
@@ -440,7 +437,9 @@ class SplitPlan:
         A stateful plan's dataset refuses `fit(shuffle=True)` (Keras'
         default for a finite dataset: pass `shuffle=False`) before Keras
         reads a batch; a stateless plan's batches are shuffled as Keras
-        would shuffle them. `fit`, `evaluate` and `predict` check the model
+        would shuffle them. With `offsets="random"` each training epoch
+        moves the cuts (see `naive_split`); other reads serve offset 0.
+        `fit`, `evaluate` and `predict` check the model
         and callbacks against the plan before any batch runs (see
         `keras_tbptt.PlanDataset`), warning when a stateful plan runs
         without `callbacks()`.

@@ -26,11 +26,14 @@ def original_steps(panel: Panel, layout: Layout, rows, steps) -> np.ndarray:
 
 def sample_positions(batches: PlanBatches) -> np.ndarray:
     """`SplitPlan.positions`: `(series, first step)` of every sample, `-1`
-    for filler rows and rows that have run out of windows."""
+    for filler rows, rows that have run out of windows and windows of
+    padding alone."""
     layout = batches.layout
     rows, windows = batches.sample_cells
     series = layout.row_series[rows].copy()
+    # A window of padding alone (the room of moving cuts) has no first step.
     missing = (series < 0) | (layout.row_windows[rows] <= windows)
+    missing |= layout.real_steps(rows, windows) == 0
     start = original_steps(
         batches.panel,
         layout,

@@ -86,7 +86,10 @@ def with_reset_flags(model: keras.Model) -> keras.Model:
     `reset_flags` of shape `(batch_size,)`. Before each batch, every
     stateful keras_tbptt layer inside (`TBPTTLSTM`, `TBPTTGRU`,
     `TBPTTSimpleRNN`, `TBPTTRNN`) zeroes the carried state of the rows
-    flagged 1, inside the graph. Feed it a plan's
+    flagged 1, inside the graph; 0 carries the state. A flag of `1 + p`
+    (moving cuts, `naive_split(offsets="random")`) also holds the row at
+    its reset state over the batch's first `p` steps (front padding), so
+    its real steps compute what the unpadded sequence computes. Feed it a plan's
     `dataset(reset_flags=True)` (or `[plan.x, plan.reset_flags]` as arrays)
     and no `ResetStates` callback: training, validation and prediction each
     reset by their own data's flags, `steps_per_execution` may exceed 1,

@@ -63,6 +63,11 @@ class TruncatedRNN(keras.layers.RNN):
     # Names of the tracked state variables, in the order of the flattened
     # states; `None`: `state_0`, `state_1`, ...
     _STATE_NAMES = None
+    # While `call` runs with reset flags: the flags, for `inner_loop`'s hold
+    # (a flag of 1 + p holds the row's reset state over the first p steps);
+    # `_generic`: the held branch runs Keras' generic loop.
+    _hold_flags = None
+    _generic = False
 
     def __init__(
         self,
@@ -103,11 +108,54 @@ class TruncatedRNN(keras.layers.RNN):
     ) -> Any:
         if resets is None and self.stateful:
             resets = current_reset_flags()  # inside a `with_reset_flags` model
-        if resets is not None:
-            initial_state = self._reset_rows(sequences, initial_state, resets)
-        return super().call(
-            sequences, initial_state=initial_state, mask=mask, training=training
+        if resets is None:
+            return super().call(
+                sequences, initial_state=initial_state, mask=mask, training=training
+            )
+        initial_state = self._reset_rows(sequences, initial_state, resets)
+        self._hold_flags = ops.reshape(resets, (-1,))
+        try:
+            return super().call(
+                sequences, initial_state=initial_state, mask=mask, training=training
+            )
+        finally:
+            self._hold_flags = None
+
+    def _held_loop(self, sequences, initial_state, mask, training):
+        """`inner_loop` for a batch with reset flags: rows flagged `1 + p`
+        (p > 0) keep their reset state over their first `p` steps.
+
+        The held steps are masked (a masked step keeps the state, Keras RNN
+        semantics), so the real steps compute what the unpadded sequence
+        computes from the reset state. Only a batch that holds a row pays
+        for the mask: `ops.cond` runs the unmasked loop (the fused kernel,
+        where the backend has one) for flags of 0 and 1. The branches are
+        pure; the state variables are assigned by `keras.layers.RNN.call`.
+        """
+        flags, self._hold_flags = self._hold_flags, None
+        hold = ops.cast(ops.maximum(flags - 1, 0), "int32")
+        # In input order, as Keras masks are (`go_backwards` too).
+        held_mask = ops.arange(ops.shape(sequences)[1], dtype="int32")[None, :] >= hold[:, None]
+        if mask is not None:
+            held_mask = ops.logical_and(held_mask, ops.cast(mask, "bool"))
+        structure = []
+
+        def loop(loop_mask, generic):
+            self._generic = generic
+            try:
+                result = self.inner_loop(sequences, initial_state, loop_mask, training)
+            finally:
+                self._generic = False
+            structure[:] = [result[2]]
+            last, outputs, states = result
+            return last, outputs, keras.tree.flatten(states)
+
+        last, outputs, states = ops.cond(
+            ops.any(hold > 0),
+            lambda: loop(held_mask, True),
+            lambda: loop(mask, False),
         )
+        return last, outputs, keras.tree.pack_sequence_as(structure[0], states)
 
     def _reset_rows(self, sequences, initial_state, resets):
         """The initial states with the rows flagged in `resets` zeroed."""
@@ -178,6 +226,8 @@ class TruncatedRNN(keras.layers.RNN):
     def inner_loop(
         self, sequences: Any, initial_state: Any, mask: Any, training: bool = False
     ) -> tuple[Any, Any, Any]:
+        if self._hold_flags is not None:
+            return self._held_loop(sequences, initial_state, mask, training)
         if self.stateful and keras.backend.backend() == "torch":
             # The state variables are overwritten in place after this call;
             # torch's autograd needs the values it read kept intact (Keras'
@@ -270,7 +320,9 @@ class TruncatedRNN(keras.layers.RNN):
         if fused is not None:  # the backend's fused CPU kernel (LSTM, GRU)
             return fused
         backend = keras.backend.backend()
-        if pieces and mask is not None and backend == "tensorflow":
+        # Held rows (`_held_loop`) are masked at their start, which no fused
+        # kernel takes (TensorFlow's cuDNN asserts right padding).
+        if self._generic or pieces and mask is not None and backend == "tensorflow":
             return keras.layers.RNN.inner_loop(self, sequences, initial_state, mask, training)
         if not (self.go_backwards and backend == "jax"):
             return super().inner_loop(sequences, initial_state, mask, training)

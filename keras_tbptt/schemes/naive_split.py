@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from keras_tbptt.core.build import check_timesteps, make_plan, validate_layout_args
 from keras_tbptt.core.inputs import as_panel
+from keras_tbptt.core.moving_cuts import check_offsets
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,6 +33,8 @@ def naive_split(
     time_format: str | None = None,
     nan: str = "error",
     wide: bool = False,
+    offsets: str = "fixed",
+    seed: int | None = None,
 ) -> SplitPlan:
     """Cut series into chunks of `timesteps` steps for a stateful LSTM.
 
@@ -140,6 +143,37 @@ def naive_split(
         wide: `True` for a DataFrame whose columns are univariate series
             sharing its index (default `False`: columns are features of one
             series).
+        offsets: `"fixed"` (default): the cuts above, every epoch.
+            `"random"`: the cuts move each training epoch, so a dependency
+            that straddles a fixed cut is inside a chunk in most epochs.
+            Each training epoch of `plan.dataset()` (epoch 0 included)
+            draws an offset `p` in `[0, timesteps)` and serves the layout
+            whose series start `p` steps into their first chunk: `p` steps
+            of front padding (zeros, weight 0), the series, end padding
+            (weight 0). The plan (`x`, `sample_weight`, `positions`,
+            `unsplit`, `len(plan)`) is offset 0 with room to move: one
+            more chunk (all padding) per series or stream, so every epoch
+            has `len(plan)` batches; `evaluate`, `predict` and validation
+            run at offset 0, so `unsplit(model.predict(...))` is as with
+            fixed cuts. Series of 2 chunks, `p = 3`, `timesteps = 8`:
+
+            ```
+            offset 0:   | s0 s1 .. s7 | s8 .. s15 | pad ........ |
+            offset 3:   | 0 0 0 s0 .. s4 | s5 .. s12 | s13 s14 s15 0 0 0 0 0 |
+                          <---> held at the reset state (flag 1 + 3)
+            ```
+
+            The state must not move over the front padding: the batch's
+            reset flags are `1 + p` where they are 1, and a keras_tbptt
+            layer holds such a row at its reset state over the first `p`
+            steps (see `with_reset_flags`). So it needs
+            `plan.dataset(reset_flags=True)` (its default here) and a
+            `with_reset_flags` model; `plan.callbacks()`, `pack=True` and
+            per-sequence targets are refused.
+        seed: the seed of the offsets with `offsets="random"`
+            (`numpy.random.default_rng(seed)`; each `plan.dataset()`
+            draws the same offsets, see `PlanDataset.offsets`); `None`
+            (default): unseeded.
 
     Returns:
         A `SplitPlan`.
@@ -164,8 +198,22 @@ def naive_split(
     ... )
     >>> len(plan), round(plan.fill_ratio, 2), len(packed), round(packed.fill_ratio, 2)
     (67, 0.51, 38, 0.9)
+
+    Moving cuts: one series of 16 steps in chunks of 8 has room for a third
+    chunk; at offset 3 the series starts 3 steps into the first.
+
+    >>> series = np.arange(1.0, 17.0)
+    >>> plan = keras_tbptt.naive_split(series, 8, series, offsets="random", seed=0)
+    >>> len(plan), plan.dataset().offsets  # epoch 0's offset, drawn from the seed
+    (3, [6])
+    >>> for i in range(len(plan)):
+    ...     print(plan.batch(i, offset=3)[0][0, :, 0].astype(int).tolist())
+    [0, 0, 0, 1, 2, 3, 4, 5]
+    [6, 7, 8, 9, 10, 11, 12, 13]
+    [14, 15, 16, 0, 0, 0, 0, 0]
     """
     validate_layout_args(batch_size, streams, remainder, pack)
+    check_offsets(offsets, seed, pack=pack, per_sequence=False)
     panel, target_data = as_panel(
         series, targets, id_col=id_col, time_col=time_col,
         time_format=time_format, nan=nan,
@@ -181,4 +229,6 @@ def naive_split(
         streams=streams,
         remainder=remainder,
         pack=pack,
+        offsets=offsets,
+        seed=seed,
     )

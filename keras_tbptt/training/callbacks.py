@@ -396,8 +396,8 @@ class ResetStates(keras.callbacks.Callback):
 
 def reset_callbacks(plan: SplitPlan, validation: SplitPlan | None = None) -> list[ResetStates]:
     """`SplitPlan.callbacks(validation)`: one `ResetStates`, after refusing
-    packed plans (their resets fall within batches) and a `validation`
-    that is not a plan."""
+    packed plans (their resets fall within batches), moving cuts (their
+    rows are held within batches) and a `validation` that is not a plan."""
     for part in (plan, validation):
         if getattr(part, "packed", False):
             raise ValueError(
@@ -407,6 +407,16 @@ def reset_callbacks(plan: SplitPlan, validation: SplitPlan | None = None) -> lis
                 "to a model wrapped by keras_tbptt.with_reset_flags(model), "
                 "with no callbacks."
             )
+    if getattr(plan, "offsets", "fixed") == "random":
+        raise ValueError(
+            "`offsets`='random' moves the cuts each training epoch and holds "
+            "each row at its reset state over the front padding, which "
+            "callbacks (resetting whole batches between them) cannot do. Feed "
+            "plan.dataset() to a model wrapped by "
+            "keras_tbptt.with_reset_flags(model), with no callbacks, or use "
+            "naive_split(offsets='fixed'). Received: plan.callbacks() on a plan "
+            "with offsets='random'"
+        )
     if validation is not None and not isinstance(validation, SplitPlan):
         raise TypeError(
             "`validation` must be a SplitPlan (e.g. from "

@@ -129,7 +129,10 @@ def _check_weighting(model, plan, call):
     loss reduction that averages per batch (then the epoch's figure is a
     mean of batch means, not the mean over the weighted elements)."""
     totals = batches_of(plan).unscaled_batch_weights
-    unweighted = int((totals == 0).sum())
+    zero = totals == 0
+    if plan.offsets == "random":  # a moved batch takes steps of the one before
+        zero &= plan.resets | np.roll(zero, 1)
+    unweighted = int(zero.sum())
     optimizer = getattr(model, "optimizer", None)
     if (
         call == "fit()"

@@ -46,6 +46,7 @@ from keras_tbptt.training.checks import (
     output_masked,
 )
 from keras_tbptt.training.epoch_arrays import epoch_arrays
+from keras_tbptt.training.moving_epochs import moving_cuts
 from keras_tbptt.training.running_call import (
     epoch_iterator_arguments,
     keras_call,
@@ -100,6 +101,8 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
     otherwise (for `predict`). With `reset_flags=True`, `x` is
     `(x, flags)`: the batch's per-row reset flags, `(batch_size,)`, for a
     model wrapped by `keras_tbptt.with_reset_flags` (no callbacks needed).
+    A plan of moving cuts (`naive_split(offsets="random")`) serves each
+    training epoch at its offset, `offsets[e]` (see `naive_split`).
 
     Keras reads it as fast as numpy arrays of the same batches (see
     `benchmarks/bench_dataset.py`). Under JAX, batches are views of your
@@ -128,8 +131,8 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
 
     def __init__(self, plan: SplitPlan, reset_flags: bool | None = None) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
-        if reset_flags is None:
-            reset_flags = bool(getattr(plan, "packed", False))
+        if reset_flags is None:  # the plans that need the flags get them
+            reset_flags = bool(getattr(plan, "packed", False)) or plan.offsets == "random"
         if not isinstance(reset_flags, bool):
             raise TypeError(
                 "`reset_flags` must be True, False or None. "
@@ -149,6 +152,7 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
                 "keras_tbptt.with_reset_flags(model). Received: reset_flags=False"
             )
         self.plan = plan
+        self._moving = moving_cuts(plan, reset_flags, EPOCH_MAX_BYTES)
         self._batches = batches_of(plan)  # the plan's batch assembly (core/batches.py)
         self.reset_flags = reset_flags
         self._flags = (
@@ -173,8 +177,14 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         call = keras_call()
         if call is not None:
             self._check_call(*call)
-        self._note_iterator_settings(None if call is None else call[0])
+        self._note_iterator_settings(*(call or (None, {})))
         return len(self.plan)
+
+    @property
+    def offsets(self) -> list[int] | None:
+        """Moving cuts: each training epoch's offset so far, then the next
+        one's (`None`: fixed cuts)."""
+        return None if self._moving is None else list(self._moving.offsets)
 
     def __len__(self) -> int:
         return len(self.plan)
@@ -212,6 +222,8 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         resets = [c for c in _callback_list(local.get("callbacks")) if isinstance(c, ResetStates)]
         check_reset_flags(model, self, resets, call)
         masked = output_masked(model)
+        if self._moving is not None and role == "train":
+            self._moving.check_call(local, self, masked)
         self._for_masked_output(masked)
         if plan.stateful and not resets and not self.reset_flags:
             warnings.warn(
@@ -367,7 +379,7 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
 
     # ------------------------------------------------------------------
     # The Keras data adapter interface (see the module docstring)
-    def _note_iterator_settings(self, method):
+    def _note_iterator_settings(self, method, call_locals):
         """Keep what the Keras epoch iterator that wraps this dataset needs.
 
         Keras gives a data adapter no arguments: `shuffle` and
@@ -407,18 +419,22 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
                 "already sharded across workers, then set "
                 "`distribution.auto_shard_dataset = False`."
             )
-        self._settings_for[iterator] = (bool(local["shuffle"]), method == "predict")
+        training = method == "fit" and call_locals.get("x") is self
+        self._settings_for[iterator] = (bool(local["shuffle"]), method == "predict", training)
 
     def _settings(self):
-        """`(shuffle, inputs_only)` for the Keras epoch iterator calling."""
+        """`(shuffle, inputs_only)` for the Keras epoch iterator calling; a
+        third item: whether it reads `fit`'s training data."""
         iterator = reading_epoch_iterator(self)
         try:
-            return self._settings_for.get(iterator, (False, False))
+            return self._settings_for.get(iterator, (False, False, False))
         except TypeError:  # not a Keras iterator (cannot be weakly referenced)
-            return False, False
+            return False, False, False
 
     def _iterate(self):
-        shuffle, inputs_only = self._settings()
+        shuffle, inputs_only, *training = self._settings()
+        if training == [True] and self._moving is not None:
+            return self._moving.in_order()
         return self._shuffled() if shuffle else self._in_order(inputs_only)
 
     def get_numpy_iterator(self) -> Iterator[tuple[Any, ...]]:
@@ -439,7 +455,9 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
         # A shuffled epoch (stateless plans only: a stateful plan's shuffle
         # is refused when Keras wraps the dataset) permutes the batch
         # indices in the graph; no Python generator runs inside tf.data.
-        shuffle, inputs_only = self._settings()
+        shuffle, inputs_only, *training = self._settings()
+        if training == [True] and self._moving is not None:
+            return self._moving.tf_dataset(tf)
         key = (inputs_only, shuffle)
         if key not in self._tf_datasets:
             epoch = self._epoch_arrays()
@@ -458,13 +476,8 @@ class PlanDataset(keras.utils.PyDataset, *_ADAPTER):
             self._tf_datasets[key] = dataset
         return self._tf_datasets[key]
 
-    @property
-    def batch_size(self) -> int:
-        return self.plan.batch_size
-
-    @property
-    def has_partial_batch(self) -> bool:
-        return self.partial_batch_size is not None
+    batch_size = property(lambda self: self.plan.batch_size)
+    has_partial_batch = property(lambda self: self.partial_batch_size is not None)
 
     @property
     def partial_batch_size(self) -> int | None:
