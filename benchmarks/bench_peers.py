@@ -25,7 +25,8 @@ Keras' torch backend (`keras_torch_*`), each in the ways of
 - `*_flags` (chunked, reset flags): `keras_tbptt.with_reset_flags(model)`
   on `plan.dataset(reset_flags=True)`, with the best `steps_per_execution`
   of `--spe` (chosen by a separate tuning process: one compiling and one
-  timed epoch per value, on throwaway models);
+  timed epoch per value, on throwaway models; 1 under Keras' torch backend,
+  which allows no other);
 - `*_decoupled` (c only): one sample per recording of 3,000 steps,
   `TBPTTLSTM(32, truncate_gradient=250)`, not stateful, `fit(x, labels,
   batch_size=32)`: the same 2 updates per epoch, as `bench_classification.py`
@@ -615,6 +616,8 @@ def available(side):
 
 def tune(side, workload, args, batches):
     values = [v for v in args.spe if v <= batches] or [1]
+    if KERAS_SIDES[side][0] == "torch":  # Keras' torch trainer refuses any other
+        values = [1]
     if len(values) == 1:
         return values[0], None
     out = subprocess.run([sys.executable, __file__, "--tune", side, workload,
