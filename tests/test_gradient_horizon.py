@@ -23,7 +23,7 @@ ops = keras.ops
 BACKEND = keras.backend.backend()
 BATCH, T, FEATURES, UNITS = 3, 10, 2, 4
 LAG, DELAY_T = 12, 60
-ACCEPTANCE_CANDIDATES = [4, 8, 16, 32, DELAY_T]
+ACCEPTANCE_CANDIDATES = [8, 16, 32, DELAY_T]
 
 KINDS = {
     "lstm": (lambda **kw: kt.TBPTTLSTM(UNITS, **kw), lambda **kw: keras.layers.LSTM(UNITS, **kw)),
@@ -69,7 +69,8 @@ def batch(rng):
     return x, y, weight
 
 
-@pytest.mark.parametrize("k2", [1, 4, T, None])
+# k2 = T runs the graph of full BPTT: checked by the cosines of 1 below.
+@pytest.mark.parametrize("k2", [1, 4, None])
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_compared_gradients_equal_a_stop_gradient_reference(kind, k2, batch):
     x, y, weight = batch
@@ -123,10 +124,10 @@ def test_input_gradient_norm_is_the_per_lag_norm_of_a_delay(rng):
     model.set_weights([np.array([[1.0, 0.0]]), np.array([[0.0, 1.0], [0.0, 0.0]]),
                        np.array([[0.0], [1.0]])])
     x = rng.normal(size=(4, 6, 1)).astype("float32")
-    horizon = kt.gradient_horizon(model, x, rng.normal(size=(4, 6, 1)), candidates=[1, 2, 3, 6])
+    horizon = kt.gradient_horizon(model, x, rng.normal(size=(4, 6, 1)), candidates=[1, 2, 6])
     np.testing.assert_allclose(horizon.input_gradient_norm, [0, 1, 0, 0, 0, 0], atol=1e-6)
     assert horizon.suggested == 2  # the first k2 that reaches lag 1
-    np.testing.assert_allclose(horizon.coverage, [0, 1, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(horizon.coverage, [0, 1, 1], atol=1e-6)
 
 
 # --- the acceptance task -----------------------------------------------------
@@ -240,14 +241,14 @@ def test_the_callback_records_every_n_epochs_and_leaves_training_identical(rng):
     def train(callbacks):
         keras.utils.set_random_seed(5)
         model = regressor(kt.TBPTTLSTM(UNITS, return_sequences=True, dropout=0.2))
-        model.fit(x, y, batch_size=4, epochs=4, verbose=0, shuffle=False, callbacks=callbacks)
+        model.fit(x, y, batch_size=4, epochs=3, verbose=0, shuffle=False, callbacks=callbacks)
         return model
 
-    log = kt.GradientHorizonLog(x, y, every=2, candidates=[2, T], output_steps=2)
+    log = kt.GradientHorizonLog(x, y, every=2, candidates=[T], batches=1, output_steps=1)
     logged, plain = train([log]), train([])
     for got, expected in zip(logged.get_weights(), plain.get_weights(), strict=True):
         np.testing.assert_array_equal(got, expected)
-    assert [epoch for epoch, _ in log.history] == [0, 2, 4]
+    assert [epoch for epoch, _ in log.history] == [0, 2]  # not after epoch 1 or 3
     assert all(isinstance(h, type(log.history[0][1])) for _, h in log.history)
     logged.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[log])
     assert [epoch for epoch, _ in log.history] == [0]  # a new fit, a new record
@@ -306,3 +307,20 @@ def test_models_that_cannot_be_measured_are_refused():
 def test_invalid_callback_arguments_are_refused(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         kt.GradientHorizonLog(X, Y, **kwargs)
+
+
+def test_a_recompiled_model_gets_the_gradient_of_its_new_loss(batch):
+    """Under JAX the compiled gradients are kept per model and setting:
+    a new loss must not reuse the old program."""
+    from keras_tbptt.training.loss_gradients import LossGradients
+
+    x, y, weight = batch
+    keras.utils.set_random_seed(3)
+    model = regressor(kt.TBPTTLSTM(UNITS, return_sequences=True, truncate_gradient=3))
+    mse, _ = LossGradients(model)(x, y, weight)
+    model.compile(optimizer="adam", loss="mae")
+    mae, _ = LossGradients(model)(x, y, weight)
+    reference = truncated_weight_gradients(model, x, y, weight, 3)  # op by op, uncached
+    for got, expected in zip(mae, reference, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(mae[0], mse[0])
