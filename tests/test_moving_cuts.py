@@ -399,3 +399,27 @@ def test_moving_cuts_refuse_what_cannot_hold(how):
     validation = data if how == "own_validation" else None
     with pytest.raises(ValueError, match=match):
         model.fit(data, validation_data=validation, shuffle=False, verbose=0)
+
+
+@pytest.mark.keras
+def test_layers_whose_states_cannot_be_held_are_refused_under_jax():
+    # Keras' JAX loop cannot mask a ConvLSTM's image states: the hold would
+    # be lost, so fit refuses (TensorFlow and torch hold them).
+    import keras
+
+    class TBPTTConvLSTM1D(kt.layers.TruncatedRNN, keras.layers.ConvLSTM1D):
+        pass
+
+    x = np.zeros((2, 40, 4), "float32")
+    plan = kt.naive_split(x, 10, x[..., :1], offsets="random", seed=0)
+    layer = TBPTTConvLSTM1D(1, 3, padding="same", stateful=True, return_sequences=True)
+    model = kt.with_reset_flags(keras.Sequential([
+        keras.Input(batch_shape=(plan.batch_size, 10, 4)),
+        keras.layers.Reshape((10, 4, 1)), layer,
+        keras.layers.Reshape((10, 4)), keras.layers.Dense(1),
+    ]))
+    model.compile(loss="mse")
+    assert layer.can_hold(layer.states) is (keras.backend.backend() != "jax")
+    if keras.backend.backend() == "jax":
+        with pytest.raises(ValueError, match=r"cannot train layers \['.*'\] under JAX"):
+            model.fit(plan.dataset(reset_flags=True), shuffle=False, verbose=0)

@@ -121,6 +121,15 @@ class TruncatedRNN(keras.layers.RNN):
         finally:
             self._hold_flags = None
 
+    @staticmethod
+    def can_hold(states) -> bool:
+        """Whether reset flags of `1 + p` can hold these states: Keras' JAX
+        loop cannot mask states of more than `(batch, units)` (a ConvLSTM's
+        images), so moving cut points refuse such a layer under JAX."""
+        return keras.backend.backend() != "jax" or all(
+            len(state.shape) <= 2 for state in keras.tree.flatten(states)
+        )
+
     def _held_loop(self, sequences, initial_state, mask, training):
         """`inner_loop` for a batch with reset flags: rows flagged `1 + p`
         (p > 0) keep their reset state over their first `p` steps.
@@ -227,7 +236,9 @@ class TruncatedRNN(keras.layers.RNN):
         self, sequences: Any, initial_state: Any, mask: Any, training: bool = False
     ) -> tuple[Any, Any, Any]:
         if self._hold_flags is not None:
-            return self._held_loop(sequences, initial_state, mask, training)
+            if self.can_hold(initial_state):
+                return self._held_loop(sequences, initial_state, mask, training)
+            self._hold_flags = None
         if self.stateful and keras.backend.backend() == "torch":
             # The state variables are overwritten in place after this call;
             # torch's autograd needs the values it read kept intact (Keras'

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from keras_tbptt.core.moving_cuts import moved_epoch, moved_flags
+from keras_tbptt.layers.stateful import stateful_layers
+from keras_tbptt.layers.truncation import TruncatedRNN
 from keras_tbptt.training.epoch_arrays import epoch_arrays
 from keras_tbptt.training.tf_pipelines import lazy_tf_dataset
 
@@ -124,6 +126,17 @@ class MovingCuts:
                 "validation data, and validation must read offset 0. Pass "
                 "validation_data=plan.dataset() (another dataset of the plan) "
                 "or a validation plan's dataset."
+            )
+        unheld = [
+            layer.name for layer in stateful_layers(local["self"])
+            if isinstance(layer, TruncatedRNN) and not layer.can_hold(layer.states)
+        ]
+        if unheld:
+            raise ValueError(
+                f"`offsets`='random' cannot train layers {unheld} under JAX: "
+                "Keras' JAX loop cannot mask their states of more than (batch, "
+                "units), so their front padding cannot be held. Use the "
+                "TensorFlow or torch backend, or naive_split(offsets='fixed')."
             )
         if masked:
             raise ValueError(
