@@ -122,10 +122,18 @@ class TruncatedRNN(keras.layers.RNN):
             self._hold_flags = None
 
     @staticmethod
-    def can_hold(states) -> bool:
-        """Whether reset flags of `1 + p` can hold these states: Keras' JAX
-        loop cannot mask states of more than `(batch, units)` (a ConvLSTM's
-        images), so moving cut points refuse such a layer under JAX."""
+    def can_hold(states: Any) -> bool:
+        """Whether reset flags of `1 + p` can hold these states.
+
+        Keras' JAX loop cannot mask states of more than `(batch, units)` (a
+        ConvLSTM's images), so moving cut points refuse such a layer under JAX.
+
+        Args:
+            states: the layer's states, a tensor or a nested structure of them.
+
+        Returns:
+            `True` unless the backend is JAX and a state has more than 2 axes.
+        """
         return keras.backend.backend() != "jax" or all(
             len(state.shape) <= 2 for state in keras.tree.flatten(states)
         )
