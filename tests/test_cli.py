@@ -587,3 +587,94 @@ def test_docs_page_commands_print_what_the_page_shows(tmp_path):
         status = done.returncode
         assert _matches(done.stdout, expected), (
             f"$ {command}\nprinted:\n{done.stdout}\nbut docs/cli.md shows:\n{expected}")
+
+
+# ----------------------------------------------------------------------
+# horizon: gradient_horizon of a saved model on a CSV (issue 29)
+# Two candidates: under JAX each one compiles a gradient program.
+HORIZON_OPTIONS = ["--candidates", "4,24", "--batches", "2", "--output-steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def horizon_files(tmp_path_factory):
+    """A tiny saved model (one epoch trained, so its optimizer is saved
+    built) and the CSV of a delay of 3 steps, one series and a panel."""
+    keras = pytest.importorskip("keras")
+    folder = tmp_path_factory.mktemp("horizon")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=96).astype("float32")
+    y = np.concatenate([np.zeros(3, "float32"), x[:-3]])
+    pd.DataFrame({"x": x, "y": y}).to_csv(folder / "one.csv", index=False)
+    panel = pd.DataFrame({"id": np.repeat(["a", "b"], 48), "x": x, "y": y})
+    panel.to_csv(folder / "panel.csv", index=False)
+    panel[:-1].to_csv(folder / "ragged.csv", index=False)  # b one step short
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((None, 1)), kt.TBPTTLSTM(3, return_sequences=True),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x[None, :, None], y[None, :, None], epochs=1, verbose=0)
+    model.save(folder / "model.keras")
+    (folder / "not_a_model.keras").write_text("no zip here")
+    return folder
+
+
+def expected_horizon(folder, frame, timesteps, candidates=(4, 24), output_steps=2, **split):
+    import keras
+
+    model = keras.saving.load_model(folder / "model.keras")
+    plan = kt.naive_split(frame, timesteps, ["y"], **split)
+    return kt.gradient_horizon(model, plan, candidates=list(candidates), batches=2,
+                               output_steps=output_steps)
+
+
+def test_horizon_prints_the_gradient_horizon_of_a_saved_model(horizon_files):
+    folder = horizon_files
+    figure = folder / "figures" / "horizon.png"
+    result = run("horizon", folder / "model.keras", folder / "one.csv", "-c", "x", "-y", "y",
+                 "-t", "24", *HORIZON_OPTIONS, "--plot", figure)
+    assert result.returncode == 0, result.stderr
+    expected = expected_horizon(folder, pd.read_csv(folder / "one.csv"), 24)
+    assert result.stdout == f"{expected}\n"
+    assert "data:         2 batch(es) of 24 steps" in result.stdout
+    assert f"wrote {figure}: the gradient horizon figure" in result.stderr
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_horizon_measures_whole_series_of_a_panel(horizon_files):
+    folder = horizon_files
+    result = run("horizon", folder / "model.keras", folder / "panel.csv", "-c", "x",
+                 "-y", "y", "--id-col", "id", "--candidates", "48", "--output-steps", "1")
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(folder / "panel.csv")
+    expected = expected_horizon(folder, frame, 48, candidates=[48], output_steps=1,
+                                id_col="id")
+    assert result.stdout == f"{expected}\n"
+    assert "1 batch(es) of 48 steps" in result.stdout  # both series, whole, in one batch
+
+
+@pytest.mark.parametrize("case", [
+    "no model file", "not a model", "ragged without timesteps", "no targets", "wide",
+    "plot to stdout", "bad candidates"])
+def test_horizon_bad_input_exit_status_and_message(horizon_files, case):
+    folder = horizon_files
+    model, one = folder / "model.keras", folder / "one.csv"
+    data = ["-c", "x", "-y", "y"]
+    args, status, *expected = {
+        "no model file": ([folder / "missing.keras", one, *data], 1,
+                          "MODEL.keras", "does not exist"),
+        "not a model": ([folder / "not_a_model.keras", one, *data], 1,
+                        "cannot be loaded as a Keras model"),
+        "ragged without timesteps": ([model, folder / "ragged.csv", *data, "--id-col", "id"],
+                                     1, "different lengths ('a': 48, 'b': 47 steps)",
+                                     "--timesteps N"),
+        "no targets": ([model, one, "-c", "x"], 2, "--targets/-y"),
+        "wide": ([model, one, "--wide", "-y", "y"], 2, "--wide", "--targets"),
+        "plot to stdout": ([model, one, *data, "--plot", "-"], 2, "--plot", "file name"),
+        "bad candidates": ([model, one, *data, "--candidates", "4,x"], 2,
+                           "--candidates", "4,8,16"),
+    }[case]
+    result = run("horizon", *args)
+    assert result.returncode == status, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    for text in expected:
+        assert text in result.stderr, result.stderr

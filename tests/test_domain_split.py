@@ -401,3 +401,53 @@ def test_no_warning_on_ordinary_series():
         warnings.simplefilter("error")
         kt.suggest_timesteps(sunspots())
         kt.domain_split(sunspots().iloc[:-1])
+
+
+# ----------------------------------------------------------------------
+# A gradient horizon as a second source (issue 29): the model's k2 next to
+# the correlogram's length.
+def one_peak_horizon(lag, timesteps=16, candidates=(2, 4, 8, 16)):
+    """A measured horizon whose input gradient sits at one lag."""
+    from keras_tbptt.timesteps.horizon import GradientHorizon
+
+    norms = np.zeros(timesteps)
+    norms[lag] = 1.0
+    ones = [1.0] * len(candidates)
+    return GradientHorizon(candidates, ones, ones, ones, ones, norms, threshold=0.95,
+                           batches=1)
+
+
+def test_a_horizon_is_reported_next_to_the_correlogram():
+    horizon = one_peak_horizon(lag=9)  # lags 0-15 hold it, 0-7 do not: k2 = 16
+    plain = kt.suggest_timesteps(sunspots())
+    suggestion = kt.suggest_timesteps(sunspots(), horizon=horizon)
+    assert suggestion.timesteps == plain.timesteps == 11  # the data's choice stays
+    assert suggestion.horizon is horizon and suggestion.horizon_k2 == 16
+    assert plain.horizon is None and plain.horizon_k2 is None
+    assert "horizon_k2=16" in repr(suggestion) and "horizon_k2" not in repr(plain)
+    assert "gradient k2:         16 (gradient_horizon: smallest k2" in str(suggestion)
+    assert suggestion.candidates[:-1] == plain.candidates
+    assert suggestion.candidates[-1].timesteps == 16
+    # Per lag, the horizon's norm next to the ACF/PACF; NaN past its 16 lags.
+    column = suggestion.table.set_index("lag")["input_gradient_norm"]
+    assert column[9] == 1.0 and column[[1, 2, 15]].tolist() == [0.0, 0.0, 0.0]
+    assert column.loc[16:].isna().all() and len(column) == plain.max_lag
+    pd.testing.assert_frame_equal(suggestion.table.drop(columns="input_gradient_norm"),
+                                  plain.table)
+    labels = [line.get_label() for line in suggestion.plot().axes[0].get_lines()]
+    assert "gradient k2=16" in labels
+
+
+def test_a_horizon_k2_already_among_the_candidates_is_not_repeated():
+    plain = kt.suggest_timesteps(sunspots())
+    k2 = plain.candidates[0].timesteps  # the suggestion itself
+    suggestion = kt.suggest_timesteps(
+        sunspots(), horizon=one_peak_horizon(k2 - 1, timesteps=32, candidates=(k2, 32)))
+    assert suggestion.horizon_k2 == k2 and suggestion.candidates == plain.candidates
+
+
+@pytest.mark.parametrize("horizon", [16, [8, 16], "horizon"])
+def test_a_horizon_must_be_a_gradient_horizon(horizon):
+    with pytest.raises(TypeError, match="`horizon` must be None or a GradientHorizon.*"
+                                        f"Received: horizon of type {type(horizon).__name__}"):
+        kt.suggest_timesteps(sunspots(), horizon=horizon)

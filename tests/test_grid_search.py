@@ -284,12 +284,18 @@ REFUSALS = {  # case: (arguments changed, error, message)
                              ValueError, r"\(k1, k2\) pairs"),
     "unpicklable": ({"build_model": _unpicklable_builder(), "n_jobs": 2},
                     TypeError, "must be picklable"),
+    "timesteps type": ({"timesteps": 4.0}, TypeError,
+                       "`timesteps` must be None, a list of candidates or a GradientHorizon"),
+    "horizon without k1": ({"scheme": "decoupled", "timesteps": "horizon"}, ValueError,
+                           "gives k2 values: with scheme='decoupled', pass k1="),
 }
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_refused_before_any_training(case, monkeypatch, tmp_path):
     changes, error, message = REFUSALS[case]
+    if changes.get("timesteps") == "horizon":
+        changes = {**changes, "timesteps": horizon_at(8)}
 
     def no_training(*args, **kwargs):
         raise AssertionError("grid_search trained before refusing")
@@ -331,6 +337,50 @@ def test_padding_is_explicit_and_unequal_held_out_parts_are_flagged(monkeypatch)
         with pytest.raises(RuntimeError, match="stop"):
             kt.grid_search(build_model, X, Y, timesteps=[4, 7], remainder="pad",
                            repeats=1, progress=False)
+
+
+# ----------------------------------------------------------------------
+# A gradient horizon as the candidate source (issue 29)
+def horizon_at(k2, candidates=(2, 4, 8, 16)):
+    """A measured horizon (no model needed) that suggests `k2`."""
+    from keras_tbptt.timesteps.horizon import GradientHorizon
+
+    norms = np.zeros(max(candidates))
+    norms[k2 - 1] = 1.0  # the last lag k2 keeps
+    ones = [1.0] * len(candidates)
+    return GradientHorizon(candidates, ones, ones, ones, ones, norms, threshold=0.95,
+                           batches=1)
+
+
+@pytest.mark.parametrize("scheme, options, candidates, k2, expected", [
+    ("naive", {}, (2, 4, 6, 12), 6, [4, 6, 12]),
+    ("decoupled", {"k1": 4}, (2, 4, 8, 16), 4, [2, 4, 8]),  # k2 values
+], ids=["naive", "decoupled"])
+def test_a_horizon_gives_its_suggestion_and_neighbours(scheme, options, candidates, k2,
+                                                       expected, monkeypatch):
+    class Checked(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Checked  # every candidate has been built and checked by now
+
+    built = []
+
+    def recording(timesteps, batch_size, **layer_kwargs):
+        built.append((timesteps, layer_kwargs))
+        return build_model(timesteps, batch_size, **layer_kwargs)
+
+    horizon = horizon_at(k2, candidates)
+    assert horizon.suggested == k2
+    monkeypatch.setattr(keras.Model, "fit", stop)
+    runs = {}
+    for name, timesteps in [("horizon", horizon), ("list", expected)]:
+        built.clear()
+        with pytest.raises(Checked):
+            kt.grid_search(recording, X, Y, timesteps=timesteps, scheme=scheme, repeats=1,
+                           progress=False, **options)
+        runs[name] = list(built)
+    assert runs["horizon"] == runs["list"] and len(runs["list"]) == len(expected) + 1
 
 
 # ----------------------------------------------------------------------

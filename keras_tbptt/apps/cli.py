@@ -4,6 +4,8 @@
 keras-tbptt suggest FILE.csv -c C [--id-col I | --wide] [--time-col T [--time-format F]]
                     [--plot out.png]
 keras-tbptt split FILE.csv -c C [-c C ...] -t N|auto [-y Y ...] -o plan.npz
+keras-tbptt horizon MODEL.keras FILE.csv -c C [-c C ...] -y Y [-y Y ...] [-t N]
+                    [--candidates 4,8,16] [--plot out.png]
 keras-tbptt demo [--epochs N]
 keras-tbptt --version
 ```
@@ -43,6 +45,7 @@ import sys
 import warnings
 
 from keras_tbptt import __version__
+from keras_tbptt.apps import cli_horizon
 from keras_tbptt.apps.cli_input import (
     STDIO,
     InputError,
@@ -219,6 +222,18 @@ def build_parser():
                        help="where to save the arrays (exactly this name); - writes "
                             "the .npz to stdout")
 
+    horizon = commands.add_parser(
+        "horizon", help="how far back a saved model's gradient reaches; suggest k2",
+        description="Measure on a CSV how far back a saved model's loss gradient "
+        "reaches (kt.gradient_horizon) and suggest the k2 (truncate_gradient) that "
+        "keeps it.",
+    )
+    horizon.add_argument("model", metavar="MODEL.keras",
+                         help="a compiled Keras model saved with model.save(), with "
+                              "TBPTT layers (kt.TBPTTLSTM, ...)")
+    _add_data_arguments(horizon, f"a feature column: {COLUMNS_SYNTAX}")
+    cli_horizon.add_arguments(horizon, _positive_int)
+
     demo = commands.add_parser("demo", help="run the end-to-end demo (make demo)",
                                description="Forecast weekly CO2 end to end.")
     demo.add_argument("--epochs", type=_positive_int, default=40, metavar="N",
@@ -255,6 +270,8 @@ def _check_usage(args):
         if args.plot == STDIO:
             raise UsageError("--plot - would mix the PNG with the suggestion on "
                              "stdout; give a file name, e.g. --plot acf.png")
+    if args.command == "horizon":
+        cli_horizon.check_usage(args)
     if args.command == "split":
         if args.wide and args.targets:
             raise UsageError("--targets cannot be used with --wide (every column is "
@@ -363,7 +380,9 @@ def _run(argv):
         import matplotlib
 
         matplotlib.use("Agg")  # a command line draws to files, never to a window
-        {"suggest": _suggest, "split": _split}[args.command](args)
+        commands = {"suggest": _suggest, "split": _split,
+                    "horizon": lambda args: cli_horizon.run(args, _save)}
+        commands[args.command](args)
     except UsageError as error:
         args.parser.error(str(error))  # usage line, exit status 2
     except (InputError, ValueError, TypeError, OSError) as error:

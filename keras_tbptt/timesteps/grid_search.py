@@ -23,6 +23,7 @@ from keras_tbptt.core.layout import factors
 from keras_tbptt.core.validation import check_choice, check_int
 from keras_tbptt.timesteps import grid_runs as runs
 from keras_tbptt.timesteps.grid_result import RESULT_COLUMNS, GridSearchResult
+from keras_tbptt.timesteps.horizon import GradientHorizon
 
 if TYPE_CHECKING:  # Keras loads inside the runs
     import keras
@@ -43,7 +44,7 @@ def grid_search(
         | Sequence[str] | None
     ) = None,
     *,
-    timesteps: Sequence[int] | Sequence[tuple[int, int]] | None = None,
+    timesteps: Sequence[int] | Sequence[tuple[int, int]] | GradientHorizon | None = None,
     scheme: str = "naive",
     repeats: int = 30,
     epochs: int = 10,
@@ -108,7 +109,11 @@ def grid_search(
             `keras.layers.Masking` if the padding must not reach the state).
             For `scheme="decoupled"`: `(k1, k2)` pairs, or `k2` values with
             a fixed `k1=` (default then: the divisors of `k1` from 2 and the
-            multiples of `k1` up to 400 that fit).
+            multiples of `k1` up to 400 that fit). A `GradientHorizon` (from
+            `kt.gradient_horizon`) stands for its
+            `candidates_around()`: its suggested k2 and the candidates next
+            to it, as k2 values (`scheme="decoupled"` with `k1=`) or as
+            chunk lengths (`scheme="naive"`).
         scheme: `"naive"` (default; `naive_split`, k1 = k2 = timesteps) or
             `"decoupled"` (`decoupled_split`; `build_model` gets the
             window length as `timesteps` and the plan's `layer_kwargs`).
@@ -347,14 +352,23 @@ def _candidates(search, timesteps):
 
 
 def _explicit_candidates(search, timesteps, fixed_k1):
+    if isinstance(timesteps, GradientHorizon):
+        if search.scheme == "decoupled" and fixed_k1 is None:
+            raise ValueError(
+                "A GradientHorizon as `timesteps` gives k2 values: with "
+                "scheme='decoupled', pass k1= too (e.g. k1=horizon.timesteps, the "
+                f"length it measured). Received: timesteps={timesteps!r}, k1=None"
+            )
+        timesteps = list(timesteps.candidates_around())
     if isinstance(timesteps, (int, np.integer, tuple)) and not isinstance(timesteps, bool):
         timesteps = [timesteps]
     try:
         values = list(timesteps)
     except TypeError:
         raise TypeError(
-            "`timesteps` must be None or a list of candidates. "
-            f"Received: timesteps={timesteps!r}"
+            "`timesteps` must be None, a list of candidates or a GradientHorizon "
+            f"(kt.gradient_horizon). Received: timesteps={timesteps!r} of type "
+            f"{type(timesteps).__name__}"
         ) from None
     if not values:
         raise ValueError("`timesteps` must hold at least one candidate. Received: []")

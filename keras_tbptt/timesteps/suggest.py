@@ -20,7 +20,8 @@ from keras_tbptt.core.validation import check_choice, check_int
 from keras_tbptt.schemes.as_is import PRACTICAL_BPTT_LIMIT
 from keras_tbptt.timesteps import correlogram
 from keras_tbptt.timesteps.correlogram import MIN_TIMESTEPS
-from keras_tbptt.timesteps.suggestion import TimestepsSuggestion
+from keras_tbptt.timesteps.horizon import GradientHorizon
+from keras_tbptt.timesteps.suggestion import Candidate, TimestepsSuggestion
 
 METHODS = ("auto", "period", "pacf", "acf")
 DETRENDS = ("auto", "difference", "linear", "none")
@@ -133,7 +134,31 @@ def _refuse_constant(values, panel):
             )
 
 
-def suggest_from_panel(panel, *, method, max_lag, alpha, detrend, feature_index):
+def _check_horizon(horizon):
+    if horizon is not None and not isinstance(horizon, GradientHorizon):
+        raise TypeError(
+            "`horizon` must be None or a GradientHorizon (the result of "
+            "kt.gradient_horizon(model, x, y)). Received: horizon of type "
+            f"{type(horizon).__name__}"
+        )
+    return horizon
+
+
+def _with_horizon(table, candidates, horizon):
+    """The correlogram table with the horizon's per-lag input-gradient norm,
+    and the candidates with its k2 (the model's reach next to the data's)."""
+    if horizon is None:
+        return table, candidates
+    norms = pd.Series(horizon.input_gradient_norm, index=horizon.lags)
+    table = table.assign(input_gradient_norm=norms.reindex(table["lag"]).to_numpy())
+    if horizon.suggested not in {c.timesteps for c in candidates}:
+        candidates = (*candidates, Candidate(
+            horizon.suggested, "k2 the model's gradient suggests (gradient_horizon)"))
+    return table, candidates
+
+
+def suggest_from_panel(panel, *, method, max_lag, alpha, detrend, feature_index,
+                       horizon=None):
     """`suggest_timesteps` on a validated `Panel` (used by `domain_split`)."""
     values = [np.asarray(a[:, feature_index], dtype=np.float64) for a in panel.arrays]
     lengths = tuple(int(len(x)) for x in values)
@@ -234,13 +259,15 @@ def suggest_from_panel(panel, *, method, max_lag, alpha, detrend, feature_index)
         "band": band[1:],
         "significant": significant[1:],
     })
+    table, candidates = _with_horizon(
+        table, correlogram.candidates(timesteps, period, ar_order, memory, lengths), horizon)
     return TimestepsSuggestion(
         timesteps=int(timesteps),
         rule=rule,
         period=period,
         ar_order=int(ar_order),
         table=table,
-        candidates=correlogram.candidates(timesteps, period, ar_order, memory, lengths),
+        candidates=candidates,
         method=method,
         detrend=applied,
         stationarity=stationarity,
@@ -248,6 +275,7 @@ def suggest_from_panel(panel, *, method, max_lag, alpha, detrend, feature_index)
         lengths=lengths,
         max_lag=int(max_lag),
         alpha=float(alpha),
+        horizon=horizon,
     )
 
 
@@ -263,6 +291,7 @@ def suggest_timesteps(
     time_col: Hashable | None = None,
     time_format: str | None = None,
     nan: str = "error",
+    horizon: GradientHorizon | None = None,
 ) -> TimestepsSuggestion:
     """Suggest `timesteps` for TBPTT from the ACF and PACF of the series.
 
@@ -336,6 +365,12 @@ def suggest_timesteps(
         time_format: the format of a `time_col` of text (as for the schemes).
         nan: `"error"` (default), `"ffill"` or `"interpolate"` (fill gaps
             before the statistics). `"drop"` is refused: it shifts the lags.
+        horizon: optional `GradientHorizon` (`kt.gradient_horizon` on a model
+            trained on this data): its suggested k2, how far back the
+            model's gradient reaches, is reported next to the correlogram's
+            length (`horizon_k2`, a line of `print`, a candidate, an
+            `input_gradient_norm` column of `table`, a line in `plot()`).
+            `timesteps` stays the data's suggestion.
 
     Returns:
         A `TimestepsSuggestion`: `timesteps`, `rule`, `period`, `ar_order`,
@@ -355,11 +390,12 @@ def suggest_timesteps(
     ['lag', 'acf', 'acf_band', 'acf_significant', 'pacf', 'band', 'significant']
     """
     check_suggest_args(method, max_lag, alpha, detrend, nan, feature)
+    _check_horizon(horizon)
     panel, _ = as_panel(
         series, id_col=id_col, time_col=time_col, time_format=time_format, nan=nan
     )
     index = select_feature(panel, feature, feature_columns(series, id_col, time_col))
     return suggest_from_panel(
         panel, method=method, max_lag=max_lag, alpha=alpha, detrend=detrend,
-        feature_index=index,
+        feature_index=index, horizon=horizon,
     )

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 
+from keras_tbptt.timesteps.horizon import GradientHorizon
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -49,6 +51,11 @@ class TimestepsSuggestion:
         lengths: length of every series (after NaN handling).
         max_lag: the lags examined.
         alpha: significance level of the bands and tests.
+        horizon: the `GradientHorizon` passed to `suggest_timesteps`
+            (`horizon=`), or `None`. With one, `horizon_k2` is its
+            suggested k2, `table` has an `input_gradient_norm` column (per
+            lag, NaN past the lags it measured), `candidates` end with the
+            k2, and `plot()` marks it: the model's reach next to the data's.
     """
 
     timesteps: int
@@ -64,11 +71,19 @@ class TimestepsSuggestion:
     lengths: tuple[int, ...]
     max_lag: int
     alpha: float
+    horizon: GradientHorizon | None = None
+
+    @property
+    def horizon_k2(self) -> int | None:
+        """The k2 the model's gradient suggests (`horizon.suggested`), or
+        `None` without a horizon."""
+        return None if self.horizon is None else self.horizon.suggested
 
     def __repr__(self) -> str:
+        k2 = "" if self.horizon is None else f", horizon_k2={self.horizon_k2}"
         return (
             f"TimestepsSuggestion(timesteps={self.timesteps}, period={self.period}, "
-            f"ar_order={self.ar_order}, detrend={self.detrend!r}, rule={self.rule!r})"
+            f"ar_order={self.ar_order}, detrend={self.detrend!r}{k2}, rule={self.rule!r})"
         )
 
     def __str__(self) -> str:
@@ -90,6 +105,9 @@ class TimestepsSuggestion:
             f"data:       {data}; lags 1-{self.max_lag}, alpha={self.alpha}",
             "candidates: " + ", ".join(map(str, self.candidates)),
         ]
+        if self.horizon is not None:
+            lines.insert(1, f"gradient k2:         {self.horizon_k2} (gradient_horizon: "
+                            f"{self.horizon.rule}; peak lag {self.horizon.peak_lag})")
         return "\n".join(lines)
 
     def plot(self, figsize: tuple[float, float] = (8, 5)) -> Figure:
@@ -142,6 +160,11 @@ class TimestepsSuggestion:
                 ax.axvline(
                     self.period, color="tab:green", linestyle=":",
                     label=f"period={self.period}",
+                )
+            if self.horizon is not None:
+                ax.axvline(
+                    self.horizon_k2, color="tab:purple", linestyle="-.",
+                    label=f"gradient k2={self.horizon_k2}",
                 )
             ax.set_ylabel(label)
         axes[1].set_xlabel("lag (steps)")
