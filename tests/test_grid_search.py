@@ -352,10 +352,35 @@ def horizon_at(k2, candidates=(2, 4, 8, 16)):
                            batches=1)
 
 
+@pytest.mark.parametrize("suggested, k1, spread, expected", [
+    (4, 1, 1, (2, 4, 8)),  # the suggestion itself
+    (4, 4, 1, (4, 8, 16)),  # windows advancing by 4 keep 4 lags from k2 = 7 on: 8
+    (4, 5, 0, (8,)),  # 4 + 5 - 1 = 8 exactly
+    (4, 6, 1, (8, 16)),  # 9: 16, the longest candidate, has one neighbour
+    (2, 1, 2, (2, 4, 8)),
+])
+def test_candidates_around_keep_the_suggested_lags_for_every_trained_output(
+        suggested, k1, spread, expected):
+    assert horizon_at(suggested).candidates_around(spread=spread, k1=k1) == expected
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"k1": 14}, r"k2 >= suggested \+ k1 - 1 = 17 .* longest candidate is 16.*smaller `k1`"),
+    ({"k1": 0}, r"`k1` must be an integer >= 1. Received: k1=0"),
+    ({"k1": True}, r"`k1` must be an integer >= 1"),
+    ({"spread": -1}, r"`spread` must be an integer >= 0. Received: spread=-1"),
+])
+def test_candidates_around_refuses_what_it_cannot_give(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        horizon_at(4).candidates_around(**kwargs)
+
+
 @pytest.mark.parametrize("scheme, options, candidates, k2, expected", [
     ("naive", {}, (2, 4, 6, 12), 6, [4, 6, 12]),
-    ("decoupled", {"k1": 4}, (2, 4, 8, 16), 4, [2, 4, 8]),  # k2 values
-], ids=["naive", "decoupled"])
+    # k2 values: windows advancing by 2 keep 4 lags from k2 = 4 + 2 - 1 = 5 on
+    ("decoupled", {"k1": 2}, (2, 4, 6, 12), 4, [4, 6, 12]),
+    ("decoupled", {"k1": 1}, (2, 4, 6, 12), 4, [2, 4, 6]),
+], ids=["naive", "decoupled", "decoupled-k1-1"])
 def test_a_horizon_gives_its_suggestion_and_neighbours(scheme, options, candidates, k2,
                                                        expected, monkeypatch):
     class Checked(Exception):

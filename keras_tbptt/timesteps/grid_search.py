@@ -111,9 +111,11 @@ def grid_search(
             a fixed `k1=` (default then: the divisors of `k1` from 2 and the
             multiples of `k1` up to 400 that fit). A `GradientHorizon` (from
             `kt.gradient_horizon`) stands for its
-            `candidates_around()`: its suggested k2 and the candidates next
-            to it, as k2 values (`scheme="decoupled"` with `k1=`) or as
-            chunk lengths (`scheme="naive"`).
+            `candidates_around(k1=k1)`: the shortest candidate whose every
+            trained output keeps the suggested lags and the candidates next
+            to it, as k2 values (`scheme="decoupled"` with `k1=`: windows of
+            k2 advancing by k1 need k2 >= suggested + k1 - 1) or as chunk
+            lengths around the suggestion (`scheme="naive"`).
         scheme: `"naive"` (default; `naive_split`, k1 = k2 = timesteps) or
             `"decoupled"` (`decoupled_split`; `build_model` gets the
             window length as `timesteps` and the plan's `layer_kwargs`).
@@ -356,10 +358,11 @@ def _explicit_candidates(search, timesteps, fixed_k1):
         if search.scheme == "decoupled" and fixed_k1 is None:
             raise ValueError(
                 "A GradientHorizon as `timesteps` gives k2 values: with "
-                "scheme='decoupled', pass k1= too (e.g. k1=horizon.timesteps, the "
-                f"length it measured). Received: timesteps={timesteps!r}, k1=None"
+                "scheme='decoupled', pass k1= too (the steps each window advances "
+                f"by, e.g. k1=4). Received: timesteps={timesteps!r}, k1=None"
             )
-        timesteps = list(timesteps.candidates_around())
+        k1 = fixed_k1 if search.scheme == "decoupled" else 1
+        timesteps = list(timesteps.candidates_around(k1=k1))
     if isinstance(timesteps, (int, np.integer, tuple)) and not isinstance(timesteps, bool):
         timesteps = [timesteps]
     try:

@@ -100,6 +100,8 @@ class GradientHorizon:
     [0.65, 1.0, 1.0, 1.0]
     >>> horizon.candidates_around()
     (1, 2, 4)
+    >>> horizon.candidates_around(k1=3)  # windows advancing by 3 need k2 >= 4
+    (2, 4, 6)
     """
 
     def __init__(
@@ -163,22 +165,49 @@ class GradientHorizon:
             "coverage": self.coverage,
         }, index=pd.Index(self.candidates, name="k2"))
 
-    def candidates_around(self, spread: int = 1) -> tuple[int, ...]:
-        """The suggestion and its `spread` neighbours on each side among
-        `candidates`: lengths to check with a grid search, e.g.
-        `grid_search(..., scheme="decoupled", k1=timesteps,
-        timesteps=horizon.candidates_around())` (k2 values) or
-        `grid_search(..., timesteps=horizon.candidates_around())`.
+    def candidates_around(self, spread: int = 1, k1: int = 1) -> tuple[int, ...]:
+        """The candidate that keeps the suggested lags, and its `spread`
+        neighbours on each side among `candidates`: lengths to check with a
+        grid search (`grid_search(..., timesteps=horizon)` calls it).
+
+        The suggestion counts lags back from every output. Windows of k2
+        steps that advance by `k1` (TBPTT(k1, k2), `decoupled_split`) train
+        their last `k1` outputs, and the first of them reaches only
+        `k2 - k1 + 1` lags back, so every trained output keeps the suggested
+        lags from `k2 >= suggested + k1 - 1` on: the centre is the smallest
+        candidate that long. `k1=1` (default) centres on the suggestion
+        itself: chunk lengths for the naive scheme, or TBPTT(1, k2).
+
+        ```
+        suggested 16, k1 4:  window of k2 = 19   [. . . . . . . . . . . . . . . o o o o]
+                             the first trained output (o) reaches 16 lags back
+        ```
 
         Args:
             spread: neighbours taken on each side (>= 0).
+            k1: the steps a window advances by (>= 1).
 
         Returns:
             Ascending k2 values.
+
+        Raises:
+            ValueError: if no candidate reaches `suggested + k1 - 1`.
         """
         if isinstance(spread, bool) or not isinstance(spread, (int, np.integer)) or spread < 0:
             raise ValueError(f"`spread` must be an integer >= 0. Received: spread={spread!r}")
-        at = self.candidates.index(self.suggested)
+        if isinstance(k1, bool) or not isinstance(k1, (int, np.integer)) or k1 < 1:
+            raise ValueError(f"`k1` must be an integer >= 1. Received: k1={k1!r}")
+        needed = self.suggested + k1 - 1
+        long_enough = [at for at, k2 in enumerate(self.candidates) if k2 >= needed]
+        if not long_enough:
+            raise ValueError(
+                f"Windows that advance by k1={k1} steps need k2 >= suggested + k1 - 1 "
+                f"= {needed} for every trained output to reach the suggested "
+                f"{self.suggested} lags, but the longest candidate is "
+                f"{self.candidates[-1]}. Pass a smaller `k1`, or measure longer "
+                "candidates (`gradient_horizon(..., candidates=[...])`)."
+            )
+        at = long_enough[0]
         return self.candidates[max(0, at - spread): at + spread + 1]
 
     def __repr__(self) -> str:
