@@ -42,6 +42,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 API_MARKER = "<!-- api-reference -->"
 API_NAV_TITLE = "API reference"  # the nav entry of api.md, made a section
 BENCHMARKS_MARKER = "<!-- benchmark-results -->"
+CLASSIFICATION_MARKER = "<!-- classification-costs -->"
 
 # Package of the implementing module -> section of the API page, in order.
 API_SECTIONS = {
@@ -270,6 +271,48 @@ def benchmark_results():
     return "\n".join(parts)
 
 
+def classification_costs():
+    """The cost table of classification.md and the sentence on its ratios,
+    from `bench_classification.json` (no number typed into the page)."""
+    report = json.loads((RESULTS / "bench_classification.json").read_text())
+    backends = report["backends"]
+    names = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "torch"}
+    seconds = [{row["way"]: row["best_epoch_s"] for row in b["rows"]} for b in backends]
+    ratios = [b["ratios"] for b in backends]
+    lines = ["| | " + " | ".join(names[b["backend"]] for b in backends) + " |",
+             "|---|" + "---:|" * len(backends)]
+
+    def row(label, values):
+        lines.append(f"| {label} | " + " | ".join(values) + " |")
+
+    for way, label in [
+            ("chunked", "epoch, chunked (`naive_split` + `SkipUnweightedBatches`)"),
+            ("decoupled", "epoch, decoupled (`truncate_gradient=250`)"),
+            ("full", "epoch, full BPTT (`keras.layers.LSTM`)")]:
+        row(label, [f"{s[way]:.2f} s" for s in seconds])
+    row("epoch, truncated / downsampled to 250 steps",
+        [f"{s['truncate']:.2f} / {s['downsample']:.2f} s" for s in seconds])
+    for key, label in [
+            ("time_chunked_over_decoupled", "epoch time chunked / decoupled"),
+            ("time_full_over_decoupled", "epoch time full BPTT / decoupled"),
+            ("mem_chunked_over_decoupled", "peak memory chunked / decoupled"),
+            ("mem_decoupled_over_full", "peak memory decoupled / full BPTT")]:
+        row(label, [f"{r[key]:.2f}" for r in ratios])
+
+    def span(key):
+        values = sorted(r[key] for r in ratios)
+        return f"{values[0]:.2f} to {values[-1]:.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+    lines += ["", f"In this run the decoupled way is {span('time_chunked_over_decoupled')} "
+              "times faster per epoch than the chunked way, and "
+              f"{span('time_full_over_decoupled')} times faster than full BPTT; the "
+              f"chunked way is {span('time_full_over_chunked')} times faster than "
+              f"full BPTT. Peak memory, decoupled over full BPTT: "
+              f"{span('mem_decoupled_over_full')}; chunked over full BPTT: "
+              f"{span('mem_chunked_over_full')}."]
+    return "\n".join(lines)
+
+
 def on_page_markdown(markdown, page, config, files):
     if page.file.src_uri == "api.md":
         if API_MARKER not in markdown:
@@ -282,6 +325,10 @@ def on_page_markdown(markdown, page, config, files):
         return markdown.replace(BENCHMARKS_MARKER, benchmark_results())
     if page.file.src_uri.endswith(".ipynb"):
         return markdown
+    if page.file.src_uri == "classification.md":
+        if CLASSIFICATION_MARKER not in markdown:
+            raise ValueError(f"classification.md lost its {CLASSIFICATION_MARKER} marker")
+        markdown = markdown.replace(CLASSIFICATION_MARKER, classification_costs())
     return rendered_snippets(markdown, page.file.src_uri)
 
 

@@ -156,6 +156,28 @@ def test_benchmarks_page_shows_the_committed_results(site):
         assert title in page, f"{report.name} is not on the benchmarks page"
 
 
+def test_classification_costs_come_from_the_committed_results(site):
+    """The cost table of the classification guide is rendered from
+    bench_classification.json: every epoch time and ratio is on the page,
+    and no number of it is typed into docs/classification.md."""
+    import json
+
+    report = json.loads((ROOT / "benchmarks" / "results" / "bench_classification.json")
+                        .read_text())
+    page = html.unescape(re.sub(r"<[^>]+>", " ", (site / "classification" / "index.html")
+                                .read_text()))
+    page = " ".join(page.split())
+    source = (ROOT / "docs" / "classification.md").read_text()
+    assert "<!-- classification-costs -->" in source
+    assert "classification-costs" not in page
+    for backend in report["backends"]:
+        for row in backend["rows"]:
+            assert f"{row['best_epoch_s']:.2f}" in page, (backend["backend"], row["way"])
+        for key, value in backend["ratios"].items():
+            assert f"{value:.2f}" in page, (backend["backend"], key)
+            assert f"{value:.2f}" not in source, (backend["backend"], key)
+
+
 def test_every_notebook_and_figure_is_on_the_site(site):
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
     assert len(notebooks) >= 4
