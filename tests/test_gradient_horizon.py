@@ -276,7 +276,7 @@ Y = np.zeros((BATCH, T, 1), "float32")
     ({"batch_size": 0}, ValueError, "`batch_size` must be None or an integer >= 1"),
     ({"batch_size": 5}, ValueError, r"at least one batch of 5 samples"),
     ({"progress": "yes"}, TypeError, "`progress` must be True or False"),
-    ({"y": Y[:2]}, ValueError, r"same number of samples.\n- Expected: y.shape\[0\] == 3"),
+    ({"y": Y[:2]}, ValueError, r"one row per sample of `x`.\n- Expected: y.shape\[0\] == 3"),
     ({"y": None}, ValueError, "`y` is needed"),
     ({"x": X[0]}, ValueError, r"- Expected: 3 dimensions\n- Received: shape \(10, 2\)"),
     ({"sample_weight": np.ones((2, T))}, ValueError, "`sample_weight` must have one row"),

@@ -241,6 +241,17 @@ def _stateful_batch_size(model):
     return sizes.pop() if len(sizes) == 1 else None
 
 
+def _rows_of_x(array, name, x):
+    """`array` as float32, checked to hold one row per sample of `x`."""
+    array = _as_float_array(array, name)
+    if len(array) != len(x):
+        raise ValueError(
+            f"`{name}` must have one row per sample of `x`.\n"
+            f"- Expected: {name}.shape[0] == {len(x)} (x.shape={x.shape})\n"
+            f"- Received: {name}.shape={array.shape}")
+    return array
+
+
 def _sample_batches(model, x, y, sample_weight, batch_size, batches):
     """`batches` (x, y, sample_weight) batches spread evenly over the data."""
     if isinstance(x, SplitPlan):
@@ -266,19 +277,9 @@ def _sample_batches(model, x, y, sample_weight, batch_size, batches):
             f"- Received: shape {x.shape}")
     if y is None:
         raise ValueError("`y` is needed for the loss: pass the targets of `x` (or a plan as `x`).")
-    y = _as_float_array(y, "y")
-    if len(y) != len(x):
-        raise ValueError(
-            "`x` and `y` must hold the same number of samples.\n"
-            f"- Expected: y.shape[0] == {len(x)} (x.shape={x.shape})\n"
-            f"- Received: y.shape={y.shape}")
+    y = _rows_of_x(y, "y", x)
     if sample_weight is not None:
-        sample_weight = _as_float_array(sample_weight, "sample_weight")
-        if len(sample_weight) != len(x):
-            raise ValueError(
-                "`sample_weight` must have one row per sample of `x`.\n"
-                f"- Expected: sample_weight.shape[0] == {len(x)}\n"
-                f"- Received: sample_weight.shape={sample_weight.shape}")
+        sample_weight = _rows_of_x(sample_weight, "sample_weight", x)
     fixed = _stateful_batch_size(model)
     size = check_int(batch_size, "batch_size", allow_none=True)
     if size is None:
