@@ -101,6 +101,18 @@ def value_and_grads(layer, x, loss_fn):
     return float(loss.detach()), grads[:-1], grads[-1]
 
 
+def with_same_weights(reference, layer, shape):
+    """Build a Keras recurrent layer and its keras_tbptt twin with the same
+    weights: the reference's, doubled (so that a default the twin leaves
+    unset shows), and the twin's extra weights as they are."""
+    reference.build(shape)
+    layer.build(shape)
+    weights = [w * 2 for w in reference.get_weights()]
+    reference.set_weights(weights)
+    layer.set_weights(weights + layer.get_weights()[len(weights):])
+    return reference, layer
+
+
 def stop_gradient_pass(rnn, x, k2, initial_state=None, training=False):
     """Theano's truncation spelled out: `rnn` (a Keras recurrent layer
     built with `return_state=True`) over the first processed steps under

@@ -101,7 +101,8 @@ def _actions(parser):
 def test_every_option_has_help():
     actions = list(_actions(cli.build_parser()))
     assert {prog for prog, _ in actions} == {  # the sub-commands' options too
-        "keras-tbptt", "keras-tbptt suggest", "keras-tbptt split", "keras-tbptt demo"}
+        "keras-tbptt", "keras-tbptt suggest", "keras-tbptt split", "keras-tbptt demo",
+        "keras-tbptt horizon"}
     missing = [f"{prog} {action.option_strings or action.dest}"
                for prog, action in actions
                if not action.help or action.help == argparse.SUPPRESS]

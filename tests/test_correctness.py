@@ -12,7 +12,12 @@ import pytest
 keras = pytest.importorskip("keras")
 
 import keras_tbptt as kt  # noqa: E402
-from conftest import stop_gradient_pass, to_numpy, value_and_grads  # noqa: E402
+from conftest import (  # noqa: E402
+    stop_gradient_pass,
+    to_numpy,
+    value_and_grads,
+    with_same_weights,
+)
 
 pytestmark = pytest.mark.keras
 ops = keras.ops
@@ -22,15 +27,8 @@ BATCH, T, FEATURES, UNITS = 3, 12, 2, 4
 def twins(**kwargs):
     """A keras.layers.LSTM and a TBPTTLSTM with the same weights."""
     keras.utils.set_random_seed(7)
-    reference = keras.layers.LSTM(UNITS, **kwargs)
-    layer = kt.TBPTTLSTM(UNITS, **kwargs)
-    shape = (BATCH, T, FEATURES)
-    reference.build(shape)
-    layer.build(shape)
-    weights = [w * 2 for w in reference.get_weights()]
-    reference.set_weights(weights)
-    layer.set_weights(weights + layer.get_weights()[len(weights):])
-    return reference, layer
+    return with_same_weights(keras.layers.LSTM(UNITS, **kwargs),
+                             kt.TBPTTLSTM(UNITS, **kwargs), (BATCH, T, FEATURES))
 
 
 def weighted_sum(outputs):

@@ -15,7 +15,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from conftest import stop_gradient_pass, to_numpy
+from conftest import stop_gradient_pass, to_numpy, with_same_weights
 
 import keras_tbptt as kt
 from keras_tbptt.layers import fused_kernels
@@ -64,12 +64,7 @@ def twins(kind, shape=(BATCH, T, FEATURES), truncate_gradient=None, state_step=N
     reference = keras_cls(UNITS, **kwargs)
     layer = truncated_cls(UNITS, truncate_gradient=truncate_gradient, state_step=state_step,
                           **kwargs)
-    reference.build(shape)
-    layer.build(shape)
-    weights = [w * 2 for w in reference.get_weights()]
-    reference.set_weights(weights)
-    layer.set_weights(weights + layer.get_weights()[len(weights):])
-    return reference, layer
+    return with_same_weights(reference, layer, shape)
 
 
 def weighted_sum(tensors):
